@@ -1,0 +1,43 @@
+# Moltbot gateway (Rust). `make run` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+CARGO ?= cargo
+STATE ?= $(CURDIR)/.moltbot-dev
+PORT ?= 18789
+BIN := target/release/moltbot
+
+.PHONY: run build test unit lint bench image-check clean-dev
+
+build:
+	$(CARGO) build --release --locked
+
+## Build, then run the gateway on loopback with a local state dir and a generated token.
+run: build
+	@mkdir -p "$(STATE)" && chmod 700 "$(STATE)"
+	@[ -s "$(STATE)/token" ] || { od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$(STATE)/token"; chmod 600 "$(STATE)/token"; }
+	@echo "State dir:  $(STATE)"
+	@echo "Control UI: http://127.0.0.1:$(PORT)/?token=$$(cat "$(STATE)/token")"
+	@echo "Token:      cat $(STATE)/token"
+	@CLAWDBOT_STATE_DIR="$(STATE)" CLAWDBOT_GATEWAY_TOKEN="$$(cat "$(STATE)/token")" \
+		exec ./$(BIN) gateway --allow-unconfigured --port $(PORT) --bind loopback
+
+## Everything CI runs: formatting, clippy, unit and integration tests.
+test: lint unit
+
+unit:
+	$(CARGO) test --locked 2>&1 | tee target/test-output.txt; exit $${PIPESTATUS[0]}
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## Memory, latency and size figures; appends a section to BENCHMARKS.md.
+bench:
+	$(CARGO) build --release --locked
+	MOLTBOT_BIN=$(CURDIR)/$(BIN) $(CARGO) bench --locked --bench gateway
+
+## Runs Dockerfile.slim's build commands on this host and checks the binary (libc, size).
+image-check:
+	bash .ci/image-check
+
+clean-dev:
+	rm -rf "$(STATE)"

@@ -1,0 +1,114 @@
+//! Methods whose subsystem is not in this build yet (agents, chat, cron, skills, nodes, exec
+//! approvals, TTS, wizard, update). Reads answer with the state upstream shows when nothing is
+//! configured, so every Control UI tab renders; actions get a clear `UNAVAILABLE` error.
+
+use serde_json::{json, Value};
+
+use super::params::str_param;
+use super::{RpcError, RpcResult};
+use crate::gateway::core::Gateway;
+use crate::state::paths::home_dir;
+use crate::util::now_ms;
+
+pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> RpcResult {
+    let now = now_ms();
+    match method {
+        "channels.status" => Ok(json!({
+            "ts": now, "channelOrder": [], "channelLabels": {}, "channelDetailLabels": {}, "channelSystemImages": {},
+            "channelMeta": [], "channels": {}, "channelAccounts": {}, "channelDefaultAccountId": {},
+        })),
+        "usage.status" => Ok(json!({"updatedAt": now, "providers": []})),
+        "usage.cost" => {
+            let days = params.get("days").and_then(Value::as_u64).unwrap_or(30);
+            Ok(
+                json!({"updatedAt": now, "days": days, "daily": [], "totals": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0, "totalTokens": 0, "totalCost": 0, "missingCostEntries": 0}}),
+            )
+        }
+        "models.list" => Ok(json!({"models": []})),
+        "tts.status" => {
+            Ok(json!({"enabled": false, "auto": "off", "provider": "edge", "providers": []}))
+        }
+        "tts.providers" => Ok(json!({"providers": [], "active": Value::Null})),
+        "cron.status" => Ok(
+            json!({"enabled": false, "storePath": gw.ctx.state.cron_store().to_string_lossy(), "jobs": 0, "nextWakeAtMs": Value::Null}),
+        ),
+        "cron.list" => Ok(json!({"jobs": []})),
+        "cron.runs" => Ok(json!({"entries": []})),
+        "skills.status" => Ok(
+            json!({"workspaceDir": workspace_dir(gw), "managedSkillsDir": gw.ctx.state.root.join("skills").to_string_lossy(), "skills": []}),
+        ),
+        "skills.bins" => Ok(json!({"bins": []})),
+        "node.list" => Ok(json!({"ts": now, "nodes": []})),
+        "node.pair.list" => Ok(json!({"pending": [], "paired": []})),
+        "node.describe" => Err(RpcError::invalid(format!(
+            "unknown nodeId: {}",
+            str_param(params, "nodeId").unwrap_or("")
+        ))),
+        "node.pair.approve" | "node.pair.reject" | "node.pair.verify" => {
+            Err(RpcError::invalid("unknown requestId"))
+        }
+        "node.invoke.result" | "node.event" => Ok(json!({"ok": true})),
+        "exec.approvals.get" => Ok(exec_approvals()),
+        "exec.approval.resolve" => Err(RpcError::invalid("unknown approval id")),
+        "chat.history" => Ok(
+            json!({"sessionKey": str_param(params, "sessionKey").unwrap_or("main"), "messages": [], "thinkingLevel": "off"}),
+        ),
+        "sessions.preview" => Ok(previews(params, now)),
+        "chat.abort" => Ok(json!({"ok": true, "aborted": false, "runIds": []})),
+        _ => Err(RpcError::unavailable(unavailable_text(method))),
+    }
+}
+
+fn unavailable_text(method: &str) -> String {
+    let area = match method.split('.').next().unwrap_or(method) {
+        "chat" | "agent" | "send" | "wake" | "poll" | "sessions" => "the agent runtime",
+        "cron" => "cron",
+        "skills" => "skills",
+        "node" => "node apps",
+        "exec" => "exec approvals",
+        "tts" | "talk" => "text-to-speech",
+        "wizard" => "the onboarding wizard",
+        "update" => "self-update (redeploy the image instead)",
+        "channels" | "web" => "channels",
+        "browser" => "browser control",
+        _ => "this subsystem",
+    };
+    format!("{method} is unavailable: {area} is not part of this gateway build yet")
+}
+
+fn workspace_dir(gw: &Gateway) -> String {
+    gw.snapshot
+        .config
+        .pointer("/agents/defaults/workspace")
+        .and_then(Value::as_str)
+        .map(|w| {
+            crate::state::paths::expand_user(w)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_else(|| home_dir().join("clawd").to_string_lossy().into_owned())
+}
+
+fn exec_approvals() -> Value {
+    let path = home_dir().join(".clawdbot").join("exec-approvals.json");
+    let raw = std::fs::read_to_string(&path).ok();
+    let file = raw
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        .unwrap_or_else(|| json!({"version": 1, "socket": {}, "defaults": {}, "agents": {}}));
+    json!({"path": path.to_string_lossy(), "exists": raw.is_some(), "hash": crate::util::sha256_hex(raw.unwrap_or_default().as_bytes()), "file": file})
+}
+
+fn previews(params: &Value, now: u64) -> Value {
+    let keys = params
+        .get("keys")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let previews: Vec<Value> = keys
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|k| json!({"key": k, "status": "missing", "items": []}))
+        .collect();
+    json!({"ts": now, "previews": previews})
+}

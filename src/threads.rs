@@ -1,0 +1,22 @@
+//! Thread spawning with a name and an explicit stack size: every thread of the process starts here,
+//! so its memory cost is a decision made at the call site and visible in one place.
+
+use std::io;
+use std::thread::{Builder, JoinHandle};
+
+/// Stack for threads that parse JSON frames (serde_json recursion is capped at 128 levels).
+pub const STACK_PARSER: usize = 256 * 1024;
+/// Stack for threads that only move bytes or wait on channels.
+pub const STACK_SMALL: usize = 64 * 1024;
+
+/// Spawns a named thread with the given stack size.
+pub fn spawn_named<F, T>(name: &str, stack: usize, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new()
+        .name(name.to_string())
+        .stack_size(stack)
+        .spawn(f)
+}
