@@ -36,8 +36,10 @@ pub fn run(cmd: GatewayCmd) -> Result<(), String> {
     let (events_tx, events_rx) = bounded::<Event>(INBOX);
     signals::start(Arc::new(Mutex::new(events_tx.clone())));
     let mut snap = Arc::new(snap);
+    let mut last_port = None;
     loop {
-        let exit = run_once(&cmd, &state, snap.clone(), &events_tx, &events_rx)?;
+        let (exit, port) = run_once(&cmd, &state, snap.clone(), last_port, &events_tx, &events_rx)?;
+        last_port = Some(port);
         match exit {
             LoopExit::Stop(_) => break,
             LoopExit::Restart(reason) => {
@@ -198,15 +200,21 @@ fn bind_listener(host: IpAddr, port: u16) -> Result<TcpListener, String> {
     })
 }
 
+/// One life of the gateway between (re)starts. `last_port` keeps an OS-chosen port (`--port 0`)
+/// stable across in-process restarts.
 fn run_once(
     cmd: &GatewayCmd,
     state: &StateDir,
     snap: Arc<Snapshot>,
+    last_port: Option<u16>,
     events_tx: &Sender<Event>,
     events_rx: &Receiver<Event>,
-) -> Result<LoopExit, String> {
+) -> Result<(LoopExit, u16), String> {
     let cfg = &snap.config;
-    let port = resolve_port(cmd, cfg)?;
+    let port = match (resolve_port(cmd, cfg)?, last_port) {
+        (0, Some(previous)) => previous,
+        (p, _) => p,
+    };
     let bind_mode = resolve_bind(cmd, cfg)?;
     if let Some(a) = &cmd.auth {
         cli::check_auth(a)?;
@@ -280,7 +288,7 @@ fn run_once(
     if let Ok(w) = watcher {
         let _ = w.join();
     }
-    Ok(exit)
+    Ok((exit, addr.port()))
 }
 
 fn log_startup(cfg: &Value, addr: SocketAddr) {

@@ -21,7 +21,18 @@ use crate::threads;
 /// Upstream's `maxPayload`: larger incoming messages close the socket with 1009.
 pub const MAX_PAYLOAD: usize = 524_288;
 /// Handshake timeout: a client that has not completed `connect` by then is closed with 1000.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The handshake timeout; `CLAWDBOT_TEST_HANDSHAKE_TIMEOUT_MS` shortens it (as upstream's tests do).
+pub fn handshake_timeout() -> Duration {
+    static T: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        crate::state::paths::env_nonempty("CLAWDBOT_TEST_HANDSHAKE_TIMEOUT_MS")
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT)
+    })
+}
 /// Refusal text for browser upgrades from origins that are not allowed (upstream's later wording).
 pub const ORIGIN_REFUSED: &str =
     "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
@@ -54,7 +65,7 @@ pub fn serve(
     shared: Arc<ListenerShared>,
     events: Sender<Event>,
 ) {
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = stream.set_read_timeout(Some(handshake_timeout()));
     let mut info = UpgradeInfo::default();
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -179,7 +190,7 @@ fn read_loop(
     loop {
         let authenticated = shared.authenticated.load(Ordering::Acquire);
         if !authenticated && !tx.is_closing() {
-            let left = HANDSHAKE_TIMEOUT
+            let left = handshake_timeout()
                 .saturating_sub(opened.elapsed())
                 .max(Duration::from_millis(1));
             let _ = ws.get_ref().stream.set_read_timeout(Some(left));
@@ -216,7 +227,7 @@ fn read_loop(
                     return (None, String::new());
                 }
                 if !shared.authenticated.load(Ordering::Acquire)
-                    && opened.elapsed() >= HANDSHAKE_TIMEOUT
+                    && opened.elapsed() >= handshake_timeout()
                 {
                     log::info!(target: "ws", "handshake timeout conn={conn}");
                     tx.close(1000, "");

@@ -1,0 +1,174 @@
+//! The gateway under test: a child process in a temporary state dir, stopped with SIGTERM (via the
+//! `kill` command) and cleaned up on drop, plus readers for its `/proc/<pid>` figures.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "secret";
+
+pub struct Gateway {
+    child: Child,
+    pub pid: u32,
+    pub port: u16,
+    dir: PathBuf,
+    /// Log lines mentioning `slow consumer`.
+    pub slow_consumer_lines: Arc<AtomicUsize>,
+    /// The last output lines (stdout and stderr), for diagnostics.
+    tail: Arc<Mutex<Vec<String>>>,
+    pub exit: Option<ExitStatus>,
+}
+
+fn temp_dir() -> Result<PathBuf, String> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("moltbot-bench-{}-{n}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Drains one output stream of the child; reports the port of the first `listening on` line.
+fn drain(r: impl Read + Send + 'static, tx: mpsc::Sender<(Instant, u16)>, slow: Arc<AtomicUsize>, tail: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on ws://127.0.0.1:").nth(1) {
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(p) = port.parse() {
+                    let _ = tx.send((Instant::now(), p));
+                }
+            }
+            if line.contains("slow consumer") {
+                slow.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut t = tail.lock().unwrap();
+            if t.len() >= 40 {
+                t.remove(0);
+            }
+            t.push(line);
+        }
+    });
+}
+
+impl Gateway {
+    /// Spawns the gateway on `port` (0 = OS picks) and waits (bounded) for its `listening on` line.
+    /// Returns the gateway and the time from spawn to that line.
+    pub fn start(bin: &Path, port: u16) -> Result<(Gateway, Duration), String> {
+        let dir = temp_dir()?;
+        let t0 = Instant::now();
+        let mut child = Command::new(bin)
+            .args(["gateway", "--allow-unconfigured", "--port", &port.to_string()])
+            .env("CLAWDBOT_STATE_DIR", &dir)
+            .env("CLAWDBOT_GATEWAY_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        let (tx, rx) = mpsc::channel();
+        let slow = Arc::new(AtomicUsize::new(0));
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        drain(child.stdout.take().unwrap(), tx.clone(), slow.clone(), tail.clone());
+        drain(child.stderr.take().unwrap(), tx, slow.clone(), tail.clone());
+        let pid = child.id();
+        let mut gw = Gateway { child, pid, port: 0, dir, slow_consumer_lines: slow, tail, exit: None };
+        let deadline = t0 + Duration::from_secs(15);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((at, p)) => {
+                    gw.port = p;
+                    return Ok((gw, at - t0));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if let Ok(Some(st)) = gw.child.try_wait() {
+                        gw.exit = Some(st);
+                        return Err(format!("gateway exited early ({st}); output:\n{}", gw.tail()));
+                    }
+                }
+                _ => return Err(format!("no `listening on` line within 15 s; output:\n{}", gw.tail())),
+            }
+        }
+    }
+
+    pub fn tail(&self) -> String {
+        self.tail.lock().unwrap().join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.exit.is_none() && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then up to 10 s for a clean exit, then SIGKILL. Idempotent.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_some() {
+            return self.exit;
+        }
+        if let Ok(Some(st)) = self.child.try_wait() {
+            self.exit = Some(st);
+            return self.exit;
+        }
+        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.exit = Some(st);
+                return self.exit;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        eprintln!("bench: gateway pid {} ignored SIGTERM for 10 s; killing it", self.pid);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `/proc/<pid>/status` figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Status {
+    pub rss_kb: u64,
+    pub hwm_kb: u64,
+    pub threads: u64,
+}
+
+pub fn status(pid: u32) -> Result<Status, String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Status { rss_kb: field("VmRSS:"), hwm_kb: field("VmHWM:"), threads: field("Threads:") })
+}
+
+/// utime + stime in clock ticks (fields 14 and 15 of `/proc/<pid>/stat`).
+pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the `(comm)` start at field 3.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).ok_or("bad /proc/pid/stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).ok_or("bad /proc/pid/stat field");
+    Ok(num(14)? + num(15)?)
+}
+
+pub fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}

@@ -1,0 +1,15 @@
+//! Integration tests: each starts the real `moltbot` binary on 127.0.0.1:0 with a temp state dir
+//! and talks to it over real sockets.
+
+mod support;
+
+/// connect.challenge → connect → hello-ok, auth failures, device identity, Origin rule.
+mod handshake;
+/// Frames after the handshake: core methods, errors, bad and oversized frames.
+mod methods;
+/// Config files at start: the seed config, invalid files, includes and env vars, writes.
+mod config_files;
+/// Process lifecycle: lock, SIGKILL restart, SIGTERM shutdown, bind refusals, logs.
+mod lifecycle;
+/// Plain HTTP on the same port.
+mod http;
