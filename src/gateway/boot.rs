@@ -38,7 +38,14 @@ pub fn run(cmd: GatewayCmd) -> Result<(), String> {
     let mut snap = Arc::new(snap);
     let mut last_port = None;
     loop {
-        let (exit, port) = run_once(&cmd, &state, snap.clone(), last_port, &events_tx, &events_rx)?;
+        let (exit, port) = run_once(
+            &cmd,
+            &state,
+            snap.clone(),
+            last_port,
+            &events_tx,
+            &events_rx,
+        )?;
         last_port = Some(port);
         match exit {
             LoopExit::Stop(_) => break,
@@ -238,6 +245,11 @@ fn run_once(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("Gateway failed to start: {e}"))?;
+    let alias = (host == IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .then(|| bind_ipv6_alias(addr.port()))
+        .flatten();
+    let has_alias = alias.is_some();
+    let listeners: Vec<TcpListener> = std::iter::once(listener).chain(alias).collect();
     let http = Arc::new(HttpContext::default());
     let mut ctx = RunContext {
         state: state.clone(),
@@ -257,7 +269,7 @@ fn run_once(
         http: http.clone(),
     };
     let mut server = server::start(
-        listener,
+        listeners,
         super::listener_settings(cfg),
         http,
         events_tx.clone(),
@@ -267,7 +279,7 @@ fn run_once(
     ctx.apply_hot_settings(&snap);
     // Derived ports follow the effective one, as upstream's process.env write does.
     std::env::set_var("CLAWDBOT_GATEWAY_PORT", addr.port().to_string());
-    log_startup(cfg, addr);
+    log_startup(cfg, addr, has_alias);
     let (watch_stop, watch_rx) = bounded::<()>(1);
     let debounce = Duration::from_millis(
         cfg.pointer("/gateway/reload/debounceMs")
@@ -291,12 +303,27 @@ fn run_once(
     Ok((exit, addr.port()))
 }
 
-fn log_startup(cfg: &Value, addr: SocketAddr) {
+/// With bind host 127.0.0.1 upstream also listens on `::1`; failure only warns.
+fn bind_ipv6_alias(port: u16) -> Option<TcpListener> {
+    let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), port);
+    match TcpListener::bind(addr) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!(target: "gateway", "gateway: failed to bind loopback alias ::1:{port} ({e})");
+            None
+        }
+    }
+}
+
+fn log_startup(cfg: &Value, addr: SocketAddr, alias: bool) {
     let model = cfg
         .pointer("/agents/defaults/model/primary")
         .and_then(Value::as_str)
         .unwrap_or("anthropic/claude-opus-4-5");
     log::info!(target: "gateway", "agent model: {model}");
     log::info!(target: "gateway", "listening on {} (PID {})", ws_url(addr), std::process::id());
+    if alias {
+        log::info!(target: "gateway", "listening on ws://[::1]:{}", addr.port());
+    }
     log::info!(target: "gateway", "log file: {}", crate::logging::current_file().display());
 }

@@ -137,7 +137,10 @@ impl Refusal {
 impl Gateway {
     pub fn on_connect(&mut self, conn: ConnId, id: &str, params: Value) {
         match self.try_connect(conn, &params) {
-            Ok(hello) => self.respond(conn, id, Ok(hello)),
+            Ok(hello) => {
+                self.respond(conn, id, Ok(hello));
+                self.refresh_health_after_connect();
+            }
             Err(refusal) => {
                 let uuid = self
                     .clients
@@ -185,7 +188,7 @@ impl Gateway {
             return Err(Refusal::new(RpcError::invalid("invalid role")));
         }
         let device = self.check_device(conn, &c)?;
-        self.check_secret(&c, device.as_ref())?;
+        self.check_secret(conn, &c, device.as_ref())?;
         if let Some(dev) = &device {
             self.check_pairing(conn, &c, dev)?;
         }
@@ -248,7 +251,21 @@ impl Gateway {
     }
 
     /// Step 11: the shared secret, or the token as this device's device token.
-    fn check_secret(&self, c: &Connect, device: Option<&VerifiedDevice>) -> Result<(), Refusal> {
+    fn check_secret(
+        &mut self,
+        conn: ConnId,
+        c: &Connect,
+        device: Option<&VerifiedDevice>,
+    ) -> Result<(), Refusal> {
+        let ip = self.clients.get(&conn).map(|cl| cl.remote.ip());
+        if ip.is_some_and(|ip| self.auth_limiter.is_locked(ip)) {
+            let error = RpcError::invalid(super::ratelimit::LOCKED_OUT);
+            return Err(Refusal {
+                error,
+                close_code: 1008,
+                log_reason: Some("rate_limited"),
+            });
+        }
         let failure =
             match auth::authorize(&self.ctx.auth, c.token.as_deref(), c.password.as_deref()) {
                 Ok(()) => return Ok(()),
@@ -258,6 +275,9 @@ impl Gateway {
             if self.devices.check_token(&dev.id, &c.role, token, &c.scopes) {
                 return Ok(());
             }
+        }
+        if let Some(ip) = ip {
+            self.auth_limiter.record_failure(ip);
         }
         let msg = auth::failure_message(failure, client_kind(&c.client_id, &c.client_mode));
         Err(Refusal {

@@ -22,6 +22,8 @@ use crate::server::ws::ConnShared;
 pub const TICK_INTERVAL: Duration = Duration::from_millis(30_000);
 /// Health is refreshed and broadcast this often.
 pub const HEALTH_INTERVAL: Duration = Duration::from_millis(60_000);
+/// After a connect, health is re-broadcast only if the cached summary is older than this.
+const HEALTH_AFTER_CONNECT: Duration = Duration::from_secs(5);
 /// Loop turns longer than this are logged (our push-latency budget is tight).
 const SLOW_TURN: Duration = Duration::from_millis(20);
 /// At shutdown, clients get this long to finish their close handshake before sockets are cut.
@@ -96,6 +98,7 @@ pub struct Gateway {
     /// A restart scheduled by `config.apply` or a config change.
     pub restart_at: Option<(Instant, String)>,
     pub started: Instant,
+    pub auth_limiter: super::ratelimit::AuthLimiter,
 }
 
 impl Gateway {
@@ -114,6 +117,7 @@ impl Gateway {
             last_heartbeat: None,
             restart_at: None,
             started: Instant::now(),
+            auth_limiter: Default::default(),
         }
     }
 
@@ -276,6 +280,18 @@ impl Gateway {
             );
         }
         summary
+    }
+
+    /// Upstream refreshes health after every connect; we do it at most every few seconds so a
+    /// burst of connects costs one refresh, not one per client.
+    pub fn refresh_health_after_connect(&mut self) {
+        let fresh = self
+            .health_cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < HEALTH_AFTER_CONNECT);
+        if !fresh {
+            self.refresh_health(true);
+        }
     }
 
     /// The cached summary if younger than the refresh interval, else a fresh one.

@@ -91,25 +91,27 @@ pub fn host_without_port(host: &str) -> &str {
 
 /// A running listener. Dropping it stops accepting; open clients are closed by the gateway loop.
 pub struct ServerHandle {
+    /// The first (primary) listen address.
     pub addr: SocketAddr,
     pub shared: Arc<ListenerShared>,
     http: http::HttpHandle,
-    accept: Option<JoinHandle<()>>,
+    accepts: Vec<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl ServerHandle {
-    /// Stops accepting and joins the accept thread.
+    /// Stops accepting and joins the accept threads.
     pub fn stop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept with a throwaway connection (tiny_http does the same).
-        let wake = if self.addr.ip().is_unspecified() {
-            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), self.addr.port())
-        } else {
-            self.addr
-        };
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(200));
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
+        for (addr, thread) in self.accepts.drain(..) {
+            // Wake the blocking accept with a throwaway connection (tiny_http does the same).
+            let wake = match addr.ip() {
+                ip if ip.is_unspecified() => {
+                    SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
+                }
+                _ => addr,
+            };
+            let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(200));
+            let _ = thread.join();
         }
         self.http.stop();
     }
@@ -117,37 +119,48 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if self.accept.is_some() {
+        if !self.accepts.is_empty() {
             self.stop();
         }
     }
 }
 
-/// Binds `addr` and starts the accept thread and the HTTP side.
+/// Starts one accept thread per bound listener, and the HTTP side.
 pub fn start(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     settings: ListenerSettings,
     http_ctx: Arc<http::HttpContext>,
     events: Sender<Event>,
 ) -> io::Result<ServerHandle> {
-    let addr = listener.local_addr()?;
     let shared = Arc::new(ListenerShared {
         settings: RwLock::new(Arc::new(settings)),
         connections: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
     });
     let http = http::start(http_ctx)?;
-    let relay_target = http.addr;
-    let peers = http.peers.clone();
-    let accept_shared = shared.clone();
-    let accept = threads::spawn_named("gw-accept", threads::STACK_SMALL, move || {
-        accept_loop(listener, accept_shared, events, relay_target, peers)
-    })?;
+    let mut accepts = Vec::new();
+    for listener in listeners {
+        let addr = listener.local_addr()?;
+        let (shared, events, peers, target) = (
+            shared.clone(),
+            events.clone(),
+            http.peers.clone(),
+            http.addr,
+        );
+        let thread = threads::spawn_named("gw-accept", threads::STACK_SMALL, move || {
+            accept_loop(listener, shared, events, target, peers)
+        })?;
+        accepts.push((addr, thread));
+    }
+    let addr = accepts
+        .first()
+        .map(|(a, _)| *a)
+        .ok_or_else(|| io::Error::other("no listener"))?;
     Ok(ServerHandle {
         addr,
         shared,
         http,
-        accept: Some(accept),
+        accepts,
     })
 }
 

@@ -4,8 +4,14 @@ use std::sync::Arc;
 
 fn refused_with(config: &str) -> Refused {
     let state = Arc::new(TempDir::new());
-    let opts = Opts { config: Some(config.into()), args: vec![], ..Default::default() };
-    let Err(refused) = Gateway::try_start_in(opts, state.clone()) else { panic!("gateway started with: {config}") };
+    let opts = Opts {
+        config: Some(config.into()),
+        args: vec![],
+        ..Default::default()
+    };
+    let Err(refused) = Gateway::try_start_in(opts, state.clone()) else {
+        panic!("gateway started with: {config}")
+    };
     let after = std::fs::read_to_string(state.path().join("moltbot.json")).unwrap();
     assert_eq!(after, config, "the user's file is never rewritten");
     refused
@@ -14,7 +20,11 @@ fn refused_with(config: &str) -> Refused {
 #[test]
 fn seed_fly_guide_config_loads() {
     let seed = include_str!("../fixtures/fly-guide.json5");
-    let opts = Opts { config: Some(seed.into()), env: vec![("DISCORD_BOT_TOKEN".into(), "x".into())], ..Default::default() };
+    let opts = Opts {
+        config: Some(seed.into()),
+        env: vec![("DISCORD_BOT_TOKEN".into(), "x".into())],
+        ..Default::default()
+    };
     let gw = Gateway::start(opts);
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
@@ -26,40 +36,84 @@ fn seed_fly_guide_config_loads() {
 fn unknown_key_refuses_with_path_and_line() {
     let r = refused_with("{\n  gateway: {\n    mode: \"local\",\n    prot: 3000,\n  },\n}\n");
     assert_eq!(r.status.code(), Some(1));
-    assert!(r.output.contains("- moltbot.json:4: gateway: Unrecognized key: \"prot\""), "{}", r.output);
+    assert!(
+        r.output
+            .contains("- moltbot.json:4: gateway: Unrecognized key: \"prot\""),
+        "{}",
+        r.output
+    );
 }
 
 #[test]
 fn bad_json5_refuses_with_position() {
     let r = refused_with("{ gateway: { mode: 'local' }, ]");
-    assert!(r.output.contains("JSON5 parse failed: SyntaxError: JSON5: invalid character ']' at 1:31"), "{}", r.output);
+    assert!(
+        r.output
+            .contains("JSON5 parse failed: SyntaxError: JSON5: invalid character ']' at 1:31"),
+        "{}",
+        r.output
+    );
 }
 
 #[test]
 fn bad_include_refuses() {
-    let r = refused_with(r#"{ gateway: { mode: "local" }, agents: { "$include": "./missing.json5" } }"#);
-    assert!(r.output.contains("Failed to read include file: ./missing.json5 (resolved: "), "{}", r.output);
+    let r = refused_with(
+        r#"{ gateway: { mode: "local" }, agents: { "$include": "./missing.json5" } }"#,
+    );
+    assert!(
+        r.output
+            .contains("Failed to read include file: ./missing.json5 (resolved: "),
+        "{}",
+        r.output
+    );
 }
 
 #[test]
 fn missing_env_var_refuses_with_config_path() {
-    let r = refused_with(r#"{ gateway: { mode: "local", auth: { token: "${MB_TEST_UNSET_VAR}" } } }"#);
-    assert!(r.output.contains("Missing env var \"MB_TEST_UNSET_VAR\" referenced at config path: gateway.auth.token"), "{}", r.output);
+    let r =
+        refused_with(r#"{ gateway: { mode: "local", auth: { token: "${MB_TEST_UNSET_VAR}" } } }"#);
+    assert!(
+        r.output.contains(
+            "Missing env var \"MB_TEST_UNSET_VAR\" referenced at config path: gateway.auth.token"
+        ),
+        "{}",
+        r.output
+    );
 }
 
 #[test]
 fn wrong_type_and_legacy_key_refuse() {
     let r = refused_with(r#"{ gateway: { mode: "local", port: "3000" } }"#);
-    assert!(r.output.contains("gateway.port: Invalid input: expected number, received string"), "{}", r.output);
+    assert!(
+        r.output
+            .contains("gateway.port: Invalid input: expected number, received string"),
+        "{}",
+        r.output
+    );
     let r = refused_with(r#"{ gateway: { mode: "local", token: "x" } }"#);
-    assert!(r.output.contains("gateway.token is ignored; use gateway.auth.token instead (auto-migrated on load)."), "{}", r.output);
+    assert!(
+        r.output.contains(
+            "gateway.token is ignored; use gateway.auth.token instead (auto-migrated on load)."
+        ),
+        "{}",
+        r.output
+    );
 }
 
 #[test]
 fn mode_gate_without_allow_unconfigured() {
-    let r = Gateway::try_start(Opts { args: vec![], ..Default::default() }).err().expect("refused");
+    let r = Gateway::try_start(Opts {
+        args: vec![],
+        ..Default::default()
+    })
+    .err()
+    .expect("refused");
     assert!(r.output.contains("Missing config. Run `moltbot setup` or set gateway.mode=local (or pass --allow-unconfigured)."), "{}", r.output);
-    let opts = Opts { args: vec![], config: Some("{ gateway: { mode: 'remote' } }".into()), ..Default::default() };
+    let opts = Opts {
+        args: vec![],
+        config: Some("{ gateway: { mode: 'remote' } }".into()),
+        ..Default::default()
+    };
     let r = Gateway::try_start(opts).err().expect("refused");
     assert!(r.output.contains("Gateway start blocked: set gateway.mode=local (current: remote) or pass --allow-unconfigured."), "{}", r.output);
 }
@@ -67,25 +121,48 @@ fn mode_gate_without_allow_unconfigured() {
 #[test]
 fn include_and_env_round_trip_through_config_set() {
     let state = Arc::new(TempDir::new());
-    std::fs::write(state.path().join("agents.json5"), "{ list: [{ id: 'main', name: 'Clawd' }] }").unwrap();
+    std::fs::write(
+        state.path().join("agents.json5"),
+        "{ list: [{ id: 'main', name: 'Clawd' }] }",
+    )
+    .unwrap();
     let cfg = r#"{
   // comment
   gateway: { mode: "local", auth: { token: "${MB_IT_TOKEN}" } },
   agents: { "$include": "./agents.json5" },
 }"#;
-    let opts = Opts { config: Some(cfg.into()), args: vec![], token_env: false, env: vec![("MB_IT_TOKEN".into(), TOKEN.into())] };
-    let gw = Gateway::try_start_in(opts, state.clone()).ok().expect("starts");
+    let opts = Opts {
+        config: Some(cfg.into()),
+        args: vec![],
+        token_env: false,
+        env: vec![("MB_IT_TOKEN".into(), TOKEN.into())],
+    };
+    let gw = Gateway::try_start_in(opts, state.clone())
+        .ok()
+        .expect("starts");
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
-    assert_eq!(snap["config"]["agents"]["list"][0]["name"], "Clawd", "include resolved");
-    assert_eq!(snap["config"]["gateway"]["auth"]["token"], TOKEN, "env substituted");
+    assert_eq!(
+        snap["config"]["agents"]["list"][0]["name"], "Clawd",
+        "include resolved"
+    );
+    assert_eq!(
+        snap["config"]["gateway"]["auth"]["token"], TOKEN,
+        "env substituted"
+    );
     assert_eq!(snap["hash"], moltbot::util::sha256_hex(cfg.as_bytes()));
-    let raw = snap["raw"].as_str().unwrap().replace("// comment", "// edited");
+    let raw = snap["raw"]
+        .as_str()
+        .unwrap()
+        .replace("// comment", "// edited");
     let res = ws.call("config.set", json!({"raw": raw, "baseHash": snap["hash"]}));
     assert_eq!(res["ok"], true);
     let written = std::fs::read_to_string(gw.config_path()).unwrap();
     let v: Value = serde_json::from_str(&written).unwrap();
-    assert_eq!(v["gateway"]["auth"]["token"], "${MB_IT_TOKEN}", "the reference is kept, not the secret");
+    assert_eq!(
+        v["gateway"]["auth"]["token"], "${MB_IT_TOKEN}",
+        "the reference is kept, not the secret"
+    );
     assert_eq!(v["agents"]["$include"], "./agents.json5");
     assert!(v["meta"]["lastTouchedAt"].is_string());
     assert!(state.path().join("moltbot.json.bak").exists());
@@ -93,41 +170,76 @@ fn include_and_env_round_trip_through_config_set() {
 
 #[test]
 fn config_set_with_stale_hash_is_refused_and_changes_nothing() {
-    let gw = Gateway::start(Opts { config: Some(r#"{ gateway: { mode: "local" } }"#.into()), args: vec![], ..Default::default() });
+    let gw = Gateway::start(Opts {
+        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
+        args: vec![],
+        ..Default::default()
+    });
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
     std::fs::write(gw.config_path(), "{ gateway: { mode: 'local' }, ui: {} }").unwrap();
     let before = std::fs::read_to_string(gw.config_path()).unwrap();
-    let (_, msg) = ws.call_err("config.set", json!({"raw": "{ gateway: { mode: 'local' } }", "baseHash": snap["hash"]}));
-    assert_eq!(msg, "config changed since last load; re-run config.get and retry");
+    let (_, msg) = ws.call_err(
+        "config.set",
+        json!({"raw": "{ gateway: { mode: 'local' } }", "baseHash": snap["hash"]}),
+    );
+    assert_eq!(
+        msg,
+        "config changed since last load; re-run config.get and retry"
+    );
     let (_, msg) = ws.call_err("config.set", json!({"raw": "{}"}));
-    assert_eq!(msg, "config base hash required; re-run config.get and retry");
+    assert_eq!(
+        msg,
+        "config base hash required; re-run config.get and retry"
+    );
     assert_eq!(std::fs::read_to_string(gw.config_path()).unwrap(), before);
 }
 
 #[test]
 fn config_set_invalid_reports_issues_and_changes_nothing() {
-    let gw = Gateway::start(Opts { config: Some(r#"{ gateway: { mode: "local" } }"#.into()), args: vec![], ..Default::default() });
+    let gw = Gateway::start(Opts {
+        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
+        args: vec![],
+        ..Default::default()
+    });
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
     let res = ws.request("config.set", json!({"raw": "{ gateway: { mode: 'local' }, agents: { defaults: { timeoutSeconds: 'x' } } }", "baseHash": snap["hash"]}));
     assert_eq!(res["error"]["message"], "invalid config");
-    assert_eq!(res["error"]["details"]["issues"][0], json!({"path": "agents.defaults.timeoutSeconds", "message": "Invalid input: expected number, received string"}));
-    let (_, msg) = ws.call_err("config.set", json!({"raw": "{ oops", "baseHash": snap["hash"]}));
+    assert_eq!(
+        res["error"]["details"]["issues"][0],
+        json!({"path": "agents.defaults.timeoutSeconds", "message": "Invalid input: expected number, received string"})
+    );
+    let (_, msg) = ws.call_err(
+        "config.set",
+        json!({"raw": "{ oops", "baseHash": snap["hash"]}),
+    );
     assert!(msg.starts_with("SyntaxError: JSON5: "), "{msg}");
-    assert_eq!(std::fs::read_to_string(gw.config_path()).unwrap(), r#"{ gateway: { mode: "local" } }"#);
+    assert_eq!(
+        std::fs::read_to_string(gw.config_path()).unwrap(),
+        r#"{ gateway: { mode: "local" } }"#
+    );
 }
 
 #[test]
 fn config_patch_and_apply_restart_in_process() {
-    let gw = Gateway::start(Opts { config: Some(r#"{ gateway: { mode: "local" } }"#.into()), args: vec![], ..Default::default() });
+    let gw = Gateway::start(Opts {
+        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
+        args: vec![],
+        ..Default::default()
+    });
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
     let res = ws.call("config.patch", json!({"raw": "{ ui: { seamColor: '#ff0000' } }", "baseHash": snap["hash"], "restartDelayMs": 0}));
     assert_eq!(res["restart"]["signal"], "SIGUSR1");
     assert_eq!(res["sentinel"]["payload"]["kind"], "config-apply");
-    let shutdown = ws.wait_event("shutdown").expect("shutdown event before the restart");
-    assert_eq!(shutdown["payload"], json!({"reason": "gateway restarting", "restartExpectedMs": 1500}));
+    let shutdown = ws
+        .wait_event("shutdown")
+        .expect("shutdown event before the restart");
+    assert_eq!(
+        shutdown["payload"],
+        json!({"reason": "gateway restarting", "restartExpectedMs": 1500})
+    );
     assert_eq!(ws.expect_close(), (1012, "service restart".into()));
     assert!(gw.wait_output("restarting in-process", std::time::Duration::from_secs(5)));
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -139,9 +251,17 @@ fn config_patch_and_apply_restart_in_process() {
 
 #[test]
 fn hot_reload_picks_up_edits_and_ignores_bad_ones() {
-    let gw = Gateway::start(Opts { config: Some(r#"{ gateway: { mode: "local" } }"#.into()), args: vec![], ..Default::default() });
+    let gw = Gateway::start(Opts {
+        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
+        args: vec![],
+        ..Default::default()
+    });
     let (mut ws, _) = gw.connect();
-    std::fs::write(gw.config_path(), r#"{ gateway: { mode: "local" }, agents: { list: [{ id: "work", default: true }] } }"#).unwrap();
+    std::fs::write(
+        gw.config_path(),
+        r#"{ gateway: { mode: "local" }, agents: { list: [{ id: "work", default: true }] } }"#,
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
     loop {
         if ws.call("agents.list", json!({}))["defaultId"] == "work" {
@@ -150,7 +270,22 @@ fn hot_reload_picks_up_edits_and_ignores_bad_ones() {
         assert!(std::time::Instant::now() < deadline, "edit not picked up");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    std::fs::write(gw.config_path(), r#"{ gateway: { mode: "local" }, agents: { list: "oops" } }"#).unwrap();
-    assert!(gw.wait_output("config reload skipped (invalid config)", std::time::Duration::from_secs(6)), "{}", gw.output());
-    assert_eq!(ws.call("agents.list", json!({}))["defaultId"], "work", "last valid config kept");
+    std::fs::write(
+        gw.config_path(),
+        r#"{ gateway: { mode: "local" }, agents: { list: "oops" } }"#,
+    )
+    .unwrap();
+    assert!(
+        gw.wait_output(
+            "config reload skipped (invalid config)",
+            std::time::Duration::from_secs(6)
+        ),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(
+        ws.call("agents.list", json!({}))["defaultId"],
+        "work",
+        "last valid config kept"
+    );
 }

@@ -7,9 +7,18 @@ fn device_block(key: &SigningKey, params: &Value, nonce: Option<&str>) -> Value 
     let raw = key.verifying_key().to_bytes();
     let id = moltbot::util::sha256_hex(&raw);
     let signed_at = moltbot::util::now_ms();
-    let scopes: Vec<&str> = params["scopes"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let scopes: Vec<&str> = params["scopes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let token = params["auth"]["token"].as_str().unwrap_or("");
-    let base = format!("{id}|{}|{}|{}|{}|{signed_at}|{token}", params["client"]["id"].as_str().unwrap(), params["client"]["mode"].as_str().unwrap(), params["role"].as_str().unwrap(), scopes.join(","));
+    let base = format!(
+        "{id}|{}|{}|{}|{}|{signed_at}|{token}",
+        params["client"]["id"].as_str().unwrap(),
+        params["client"]["mode"].as_str().unwrap(),
+        params["role"].as_str().unwrap(),
+        scopes.join(",")
+    );
     let payload = match nonce {
         Some(n) => format!("v2|{base}|{n}"),
         None => format!("v1|{base}"),
@@ -26,19 +35,43 @@ fn device_block(key: &SigningKey, params: &Value, nonce: Option<&str>) -> Value 
 fn token_handshake_returns_hello_ok() {
     let gw = Gateway::start(Opts::default());
     let (mut ws, challenge) = gw.open();
-    assert!(challenge["payload"]["nonce"].as_str().is_some_and(|n| n.len() == 36));
-    assert!(challenge.get("seq").is_none(), "challenge is unicast, without seq");
+    assert!(challenge["payload"]["nonce"]
+        .as_str()
+        .is_some_and(|n| n.len() == 36));
+    assert!(
+        challenge.get("seq").is_none(),
+        "challenge is unicast, without seq"
+    );
     let res = ws.request("connect", connect_params(json!({"token": TOKEN})));
     let hello = &res["payload"];
     assert_eq!(hello["type"], "hello-ok");
     assert_eq!(hello["protocol"], 3);
-    assert_eq!(hello["policy"], json!({"maxPayload": 524288, "maxBufferedBytes": 1572864, "tickIntervalMs": 30000}));
-    let methods: Vec<&str> = hello["features"]["methods"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for m in ["health", "config.get", "chat.send", "node.list", "device.pair.list", "cron.status", "skills.status"] {
+    assert_eq!(
+        hello["policy"],
+        json!({"maxPayload": 524288, "maxBufferedBytes": 1572864, "tickIntervalMs": 30000})
+    );
+    let methods: Vec<&str> = hello["features"]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for m in [
+        "health",
+        "config.get",
+        "chat.send",
+        "node.list",
+        "device.pair.list",
+        "cron.status",
+        "skills.status",
+    ] {
         assert!(methods.contains(&m), "{m} advertised");
     }
     assert_eq!(hello["features"]["events"].as_array().unwrap().len(), 18);
-    assert_eq!(hello["snapshot"]["sessionDefaults"]["mainSessionKey"], "agent:main:main");
+    assert_eq!(
+        hello["snapshot"]["sessionDefaults"]["mainSessionKey"],
+        "agent:main:main"
+    );
     assert_eq!(hello["snapshot"]["presence"][0]["reason"], "self");
     assert!(hello["server"]["connId"].as_str().is_some());
     assert!(hello.get("auth").is_none(), "no device, no device token");
@@ -51,7 +84,10 @@ fn wrong_token_is_rejected_with_upstream_text_and_1008() {
     let res = ws.request("connect", connect_params(json!({"token": "nope"})));
     let msg = "unauthorized: gateway token mismatch (set gateway.remote.token to match gateway.auth.token)";
     assert_eq!(res["ok"], false);
-    assert_eq!(res["error"], json!({"code": "INVALID_REQUEST", "message": msg}));
+    assert_eq!(
+        res["error"],
+        json!({"code": "INVALID_REQUEST", "message": msg})
+    );
     assert_eq!(ws.expect_close(), (1008, msg.to_string()));
     let (mut ws, _) = gw.open();
     let res = ws.request("connect", connect_params(json!({})));
@@ -61,7 +97,15 @@ fn wrong_token_is_rejected_with_upstream_text_and_1008() {
 
 #[test]
 fn password_handshake_with_signed_device() {
-    let opts = Opts { args: vec!["--allow-unconfigured".into(), "--password".into(), "hunter2".into()], token_env: false, ..Default::default() };
+    let opts = Opts {
+        args: vec![
+            "--allow-unconfigured".into(),
+            "--password".into(),
+            "hunter2".into(),
+        ],
+        token_env: false,
+        ..Default::default()
+    };
     let gw = Gateway::start(opts);
     let key = SigningKey::from_bytes(&[42u8; 32]);
     let (mut ws, challenge) = gw.open();
@@ -71,7 +115,11 @@ fn password_handshake_with_signed_device() {
     let hello = ws.call("connect", params.clone());
     let auth = &hello["auth"];
     assert_eq!(auth["role"], "operator");
-    assert_eq!(auth["deviceToken"].as_str().map(str::len), Some(32), "local device paired silently: {hello}");
+    assert_eq!(
+        auth["deviceToken"].as_str().map(str::len),
+        Some(32),
+        "local device paired silently: {hello}"
+    );
     assert!(gw.state.path().join("devices/paired.json").exists());
     // The device token alone now authenticates this device.
     let (mut ws2, ch2) = gw.open();
@@ -104,7 +152,10 @@ fn protocol_mismatch_closes_1002() {
     params["minProtocol"] = json!(4);
     params["maxProtocol"] = json!(5);
     let res = ws.request("connect", params);
-    assert_eq!(res["error"], json!({"code": "INVALID_REQUEST", "message": "protocol mismatch", "details": {"expectedProtocol": 3}}));
+    assert_eq!(
+        res["error"],
+        json!({"code": "INVALID_REQUEST", "message": "protocol mismatch", "details": {"expectedProtocol": 3}})
+    );
     assert_eq!(ws.expect_close(), (1002, "protocol mismatch".into()));
 }
 
@@ -113,8 +164,17 @@ fn first_request_must_be_connect() {
     let gw = Gateway::start(Opts::default());
     let (mut ws, _) = gw.open();
     let res = ws.request("health", json!({}));
-    assert_eq!(res["error"]["message"], "invalid handshake: first request must be connect");
-    assert_eq!(ws.expect_close(), (1008, "invalid handshake: first request must be connect".into()));
+    assert_eq!(
+        res["error"]["message"],
+        "invalid handshake: first request must be connect"
+    );
+    assert_eq!(
+        ws.expect_close(),
+        (
+            1008,
+            "invalid handshake: first request must be connect".into()
+        )
+    );
     let (mut ws, _) = gw.open();
     ws.send_json(&json!({"type": "event", "event": "x"}));
     assert_eq!(ws.expect_close(), (1008, "invalid request frame".into()));
@@ -136,7 +196,10 @@ fn bad_connect_params_get_ajv_text() {
 
 #[test]
 fn handshake_timeout_closes_1000() {
-    let opts = Opts { env: vec![("CLAWDBOT_TEST_HANDSHAKE_TIMEOUT_MS".into(), "300".into())], ..Default::default() };
+    let opts = Opts {
+        env: vec![("CLAWDBOT_TEST_HANDSHAKE_TIMEOUT_MS".into(), "300".into())],
+        ..Default::default()
+    };
     let gw = Gateway::start(opts);
     let (mut ws, _) = gw.open();
     let started = std::time::Instant::now();
@@ -155,13 +218,23 @@ fn cross_origin_browser_is_refused_same_origin_accepted() {
     );
     let own = format!("http://{host}");
     let (mut ws, _) = gw.open_with(&[("Origin", own.as_str())]);
-    assert_eq!(ws.call("connect", connect_params(json!({"token": TOKEN})))["type"], "hello-ok");
+    assert_eq!(
+        ws.call("connect", connect_params(json!({"token": TOKEN})))["type"],
+        "hello-ok"
+    );
 }
 
 #[test]
 fn allowed_origins_from_config() {
     let cfg = r#"{ gateway: { mode: "local", controlUi: { allowedOrigins: ["http://ui.example:8080"] } } }"#;
-    let gw = Gateway::start(Opts { config: Some(cfg.into()), args: vec![], ..Default::default() });
+    let gw = Gateway::start(Opts {
+        config: Some(cfg.into()),
+        args: vec![],
+        ..Default::default()
+    });
     let (mut ws, _) = gw.open_with(&[("Origin", "http://ui.example:8080")]);
-    assert_eq!(ws.call("connect", connect_params(json!({"token": TOKEN})))["type"], "hello-ok");
+    assert_eq!(
+        ws.call("connect", connect_params(json!({"token": TOKEN})))["type"],
+        "hello-ok"
+    );
 }

@@ -4,7 +4,8 @@ use std::net::TcpStream;
 
 fn get(port: u16, request: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
@@ -14,14 +15,23 @@ fn get(port: u16, request: &str) -> String {
 #[test]
 fn index_is_served_with_security_headers_and_globals() {
     let gw = Gateway::start(Opts::default());
-    let resp = get(gw.port, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let resp = get(
+        gw.port,
+        "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("X-Frame-Options: DENY"));
     assert!(resp.contains("X-Content-Type-Options: nosniff"));
     assert!(resp.contains("Content-Security-Policy: "));
     assert!(resp.contains("window.__CLAWDBOT_ASSISTANT_NAME__=\"Assistant\""));
-    let post = get(gw.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let post = get(
+        gw.port,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
-    let meta = get(gw.port, "GET /avatar/main?meta=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let meta = get(
+        gw.port,
+        "GET /avatar/main?meta=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(meta.ends_with("{\"avatarUrl\":null}"), "{meta}");
 }

@@ -3,13 +3,13 @@
 
 mod support;
 
-/// connect.challenge → connect → hello-ok, auth failures, device identity, Origin rule.
-mod handshake;
-/// Frames after the handshake: core methods, errors, bad and oversized frames.
-mod methods;
 /// Config files at start: the seed config, invalid files, includes and env vars, writes.
 mod config_files;
-/// Process lifecycle: lock, SIGKILL restart, SIGTERM shutdown, bind refusals, logs.
-mod lifecycle;
+/// connect.challenge → connect → hello-ok, auth failures, device identity, Origin rule.
+mod handshake;
 /// Plain HTTP on the same port.
 mod http;
+/// Process lifecycle: lock, SIGKILL restart, SIGTERM shutdown, bind refusals, logs.
+mod lifecycle;
+/// Frames after the handshake: core methods, errors, bad and oversized frames.
+mod methods;

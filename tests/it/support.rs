@@ -44,7 +44,12 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { args: vec!["--allow-unconfigured".into()], env: Vec::new(), config: None, token_env: true }
+        Opts {
+            args: vec!["--allow-unconfigured".into()],
+            env: Vec::new(),
+            config: None,
+            token_env: true,
+        }
     }
 }
 
@@ -64,7 +69,10 @@ pub struct Refused {
 fn spawn(opts: &Opts, state: &Path) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_moltbot"));
     cmd.arg("gateway").arg("--port").arg("0").args(&opts.args);
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("HOME", state).env("CLAWDBOT_STATE_DIR", state);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", state)
+        .env("CLAWDBOT_STATE_DIR", state);
     cmd.env("RUST_LOG", "debug,tungstenite=info,tiny_http=info");
     if opts.token_env {
         cmd.env("CLAWDBOT_GATEWAY_TOKEN", TOKEN);
@@ -72,11 +80,17 @@ fn spawn(opts: &Opts, state: &Path) -> Child {
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     cmd.spawn().expect("spawn moltbot")
 }
 
-fn pump(mut r: impl Read + Send + 'static, out: Arc<Mutex<String>>, tx: Option<mpsc::Sender<String>>) {
+fn pump(
+    mut r: impl Read + Send + 'static,
+    out: Arc<Mutex<String>>,
+    tx: Option<mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(&mut r);
         let mut line = String::new();
@@ -111,24 +125,39 @@ impl Gateway {
         let mut child = spawn(&opts, state.path());
         let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        pump(child.stdout.take().expect("stdout"), output.clone(), Some(tx));
+        pump(
+            child.stdout.take().expect("stdout"),
+            output.clone(),
+            Some(tx),
+        );
         pump(child.stderr.take().expect("stderr"), output.clone(), None);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
                 if let Some(port) = listening_port(&line) {
-                    return Ok(Gateway { child, port, state, output });
+                    return Ok(Gateway {
+                        child,
+                        port,
+                        state,
+                        output,
+                    });
                 }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                return Err(Refused { status, output: output.lock().unwrap().clone() });
+                return Err(Refused {
+                    status,
+                    output: output.lock().unwrap().clone(),
+                });
             }
         }
         let _ = child.kill();
         let status = child.wait().expect("wait");
         let text = output.lock().unwrap().clone();
-        Err(Refused { status, output: text })
+        Err(Refused {
+            status,
+            output: text,
+        })
     }
 
     pub fn output(&self) -> String {
@@ -145,10 +174,6 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(25));
         }
         false
-    }
-
-    pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -176,7 +201,11 @@ impl Gateway {
     }
 
     pub fn signal(&self, sig: &str) {
-        Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
     }
 
     /// Waits for exit, up to `timeout`; `None` if still running.
@@ -225,17 +254,31 @@ pub struct Ws {
 impl Ws {
     pub fn open(port: u16, headers: &[(&str, &str)]) -> Ws {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("tcp connect");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut req = tungstenite::client::IntoClientRequest::into_client_request(format!("ws://127.0.0.1:{port}/")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut req = tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{port}/"
+        ))
+        .unwrap();
         for (k, v) in headers {
-            req.headers_mut().insert(tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            req.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         let (sock, _) = tungstenite::client(req, stream).expect("ws handshake");
-        Ws { sock, next_id: 1, events: Vec::new() }
+        Ws {
+            sock,
+            next_id: 1,
+            events: Vec::new(),
+        }
     }
 
     pub fn send_text(&mut self, text: &str) {
-        self.sock.send(Message::text(text.to_string())).expect("send");
+        self.sock
+            .send(Message::text(text.to_string()))
+            .expect("send");
     }
 
     pub fn send_json(&mut self, v: &Value) {
@@ -282,7 +325,10 @@ impl Ws {
     pub fn call_err(&mut self, method: &str, params: Value) -> (String, String) {
         let res = self.request(method, params);
         assert_eq!(res["ok"], false, "{method} unexpectedly succeeded: {res}");
-        (res["error"]["code"].as_str().unwrap_or("").into(), res["error"]["message"].as_str().unwrap_or("").into())
+        (
+            res["error"]["code"].as_str().unwrap_or("").into(),
+            res["error"]["message"].as_str().unwrap_or("").into(),
+        )
     }
 
     /// Reads until the server closes; returns the close code and reason.
@@ -291,7 +337,9 @@ impl Ws {
             match self.sock.read() {
                 Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
                 Ok(Message::Close(None)) => return (1005, String::new()),
-                Ok(Message::Text(t)) => self.events.push(serde_json::from_str(t.as_str()).unwrap_or(Value::Null)),
+                Ok(Message::Text(t)) => self
+                    .events
+                    .push(serde_json::from_str(t.as_str()).unwrap_or(Value::Null)),
                 Ok(_) => {}
                 Err(e) => panic!("socket ended without a close frame: {e}"),
             }
