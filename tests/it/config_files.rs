@@ -170,11 +170,7 @@ fn include_and_env_round_trip_through_config_set() {
 
 #[test]
 fn config_set_with_stale_hash_is_refused_and_changes_nothing() {
-    let gw = Gateway::start(Opts {
-        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
-        args: vec![],
-        ..Default::default()
-    });
+    let gw = Gateway::start(Opts::local(r#"{ gateway: { mode: "local" } }"#));
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
     std::fs::write(gw.config_path(), "{ gateway: { mode: 'local' }, ui: {} }").unwrap();
@@ -197,11 +193,7 @@ fn config_set_with_stale_hash_is_refused_and_changes_nothing() {
 
 #[test]
 fn config_set_invalid_reports_issues_and_changes_nothing() {
-    let gw = Gateway::start(Opts {
-        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
-        args: vec![],
-        ..Default::default()
-    });
+    let gw = Gateway::start(Opts::local(r#"{ gateway: { mode: "local" } }"#));
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
     let res = ws.request("config.set", json!({"raw": "{ gateway: { mode: 'local' }, agents: { defaults: { timeoutSeconds: 'x' } } }", "baseHash": snap["hash"]}));
@@ -223,11 +215,7 @@ fn config_set_invalid_reports_issues_and_changes_nothing() {
 
 #[test]
 fn config_patch_and_apply_restart_in_process() {
-    let gw = Gateway::start(Opts {
-        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
-        args: vec![],
-        ..Default::default()
-    });
+    let gw = Gateway::start(Opts::local(r#"{ gateway: { mode: "local" } }"#));
     let (mut ws, _) = gw.connect();
     let snap = ws.call("config.get", json!({}));
     let res = ws.call("config.patch", json!({"raw": "{ ui: { seamColor: '#ff0000' } }", "baseHash": snap["hash"], "restartDelayMs": 0}));
@@ -251,11 +239,7 @@ fn config_patch_and_apply_restart_in_process() {
 
 #[test]
 fn hot_reload_picks_up_edits_and_ignores_bad_ones() {
-    let gw = Gateway::start(Opts {
-        config: Some(r#"{ gateway: { mode: "local" } }"#.into()),
-        args: vec![],
-        ..Default::default()
-    });
+    let gw = Gateway::start(Opts::local(r#"{ gateway: { mode: "local" } }"#));
     let (mut ws, _) = gw.connect();
     std::fs::write(
         gw.config_path(),
@@ -288,4 +272,45 @@ fn hot_reload_picks_up_edits_and_ignores_bad_ones() {
         "work",
         "last valid config kept"
     );
+}
+
+#[test]
+fn allow_unconfigured_writes_minimal_config_only_for_channel_tokens() {
+    let gw = Gateway::start(Opts::default());
+    assert!(
+        !gw.config_path().exists(),
+        "nothing written without channel tokens"
+    );
+    drop(gw);
+    let opts = Opts {
+        env: vec![("TELEGRAM_BOT_TOKEN".into(), "123:abc".into())],
+        ..Default::default()
+    };
+    let gw = Gateway::start(opts);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(gw.config_path()).unwrap()).unwrap();
+    assert_eq!(written["plugins"]["entries"]["telegram"]["enabled"], true);
+    assert_eq!(written["agents"]["defaults"]["maxConcurrent"], 4);
+    assert!(
+        written.pointer("/gateway/mode").is_none(),
+        "still needs --allow-unconfigured, as upstream"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(gw.config_path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn config_schema_returns_the_object_schema_and_hints() {
+    let gw = Gateway::start(Opts::default());
+    let (mut ws, _) = gw.connect();
+    let s = ws.call("config.schema", json!({}));
+    assert_eq!(s["schema"]["type"], "object");
+    assert!(s["schema"]["properties"]["gateway"]["properties"]["auth"].is_object());
+    assert!(s["uiHints"].as_object().is_some_and(|h| !h.is_empty()));
+    assert!(s["generatedAt"].is_string());
 }

@@ -132,15 +132,7 @@ fn invalid_flags_use_upstream_texts() {
 fn the_token_never_appears_in_logs() {
     let dir = TempDir::new();
     let log = dir.path().join("gw.log");
-    let cfg = format!(
-        r#"{{ gateway: {{ mode: "local" }}, logging: {{ file: "{}" }} }}"#,
-        log.display()
-    );
-    let mut gw = Gateway::start(Opts {
-        config: Some(cfg),
-        args: vec![],
-        ..Default::default()
-    });
+    let mut gw = Gateway::start(Opts::with_log_file(&log));
     let (mut ws, _) = gw.connect();
     ws.call("config.get", json!({}));
     let (mut bad, _) = gw.open();

@@ -163,15 +163,7 @@ fn system_event_broadcasts_presence_with_seq() {
 fn logs_tail_returns_json_lines_and_cursor() {
     let dir = TempDir::new();
     let log = dir.path().join("gw.log");
-    let cfg = format!(
-        r#"{{ gateway: {{ mode: "local" }}, logging: {{ file: "{}" }} }}"#,
-        log.display()
-    );
-    let gw = Gateway::start(Opts {
-        config: Some(cfg),
-        args: vec![],
-        ..Default::default()
-    });
+    let gw = Gateway::start(Opts::with_log_file(&log));
     let (mut ws, _) = gw.connect();
     let first = ws.call("logs.tail", json!({"limit": 500, "maxBytes": 250000}));
     assert_eq!(first["file"], log.to_string_lossy().as_ref());

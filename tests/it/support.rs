@@ -42,6 +42,25 @@ pub struct Opts {
     pub token_env: bool,
 }
 
+impl Opts {
+    /// Starts from a config file (so no `--allow-unconfigured`).
+    pub fn local(config: &str) -> Opts {
+        Opts {
+            config: Some(config.to_string()),
+            args: vec![],
+            ..Default::default()
+        }
+    }
+
+    /// A `gateway.mode: local` config whose JSON log goes to `log`.
+    pub fn with_log_file(log: &Path) -> Opts {
+        Opts::local(&format!(
+            r#"{{ gateway: {{ mode: "local" }}, logging: {{ file: "{}" }} }}"#,
+            log.display()
+        ))
+    }
+}
+
 impl Default for Opts {
     fn default() -> Self {
         Opts {
