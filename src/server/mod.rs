@@ -175,7 +175,15 @@ fn accept_loop(
         if shared.stopping.load(Ordering::SeqCst) {
             break;
         }
-        let Ok(stream) = stream else { continue };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends return at once; back off instead of spinning.
+                log::warn!(target: "gateway", "accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
         if shared.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             log::warn!(target: "gateway", "connection limit ({MAX_CONNECTIONS}) reached; refusing a client");
             continue;
@@ -218,7 +226,11 @@ fn handle_connection(
 fn peek_is_upgrade(stream: &TcpStream) -> Option<bool> {
     let mut buf = vec![0u8; 8192];
     let mut last = 0;
+    let deadline = std::time::Instant::now() + HEAD_TIMEOUT;
     loop {
+        if std::time::Instant::now() > deadline {
+            return None; // a client trickling its head byte by byte gets no more time than one that sends nothing
+        }
         let n = stream.peek(&mut buf).ok()?;
         if n == 0 {
             return None;

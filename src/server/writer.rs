@@ -130,9 +130,11 @@ pub fn run(mut stream: TcpStream, rx: Receiver<Outbound>, queued: Arc<AtomicUsiz
             Outbound::Raw(bytes) => stream.write_all(&bytes).is_ok(),
             Outbound::Close(code, reason) => {
                 let _ = stream.write_all(&encode_close(code, &reason));
-                // Let the peer answer the close; the reader's timeout bounds the wait.
-                let _ = stream.set_read_timeout(Some(CLOSE_GRACE));
                 let _ = stream.shutdown(Shutdown::Write);
+                // Give the peer time to answer the close, then cut the read side too: a peer that
+                // never answers must not keep the reader thread blocked.
+                std::thread::sleep(CLOSE_GRACE);
+                let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
         };

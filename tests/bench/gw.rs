@@ -24,15 +24,24 @@ pub struct Gateway {
 
 fn temp_dir() -> Result<PathBuf, String> {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("moltbot-bench-{}-{n}-{nanos}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("moltbot-bench-{}-{n}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     Ok(dir)
 }
 
 /// Drains one output stream of the child; reports the port of the first `listening on` line.
-fn drain(r: impl Read + Send + 'static, tx: mpsc::Sender<(Instant, u16)>, slow: Arc<AtomicUsize>, tail: Arc<Mutex<Vec<String>>>) {
+fn drain(
+    r: impl Read + Send + 'static,
+    tx: mpsc::Sender<(Instant, u16)>,
+    slow: Arc<AtomicUsize>,
+    tail: Arc<Mutex<Vec<String>>>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines() {
             let Ok(line) = line else { break };
@@ -61,7 +70,12 @@ impl Gateway {
         let dir = temp_dir()?;
         let t0 = Instant::now();
         let mut child = Command::new(bin)
-            .args(["gateway", "--allow-unconfigured", "--port", &port.to_string()])
+            .args([
+                "gateway",
+                "--allow-unconfigured",
+                "--port",
+                &port.to_string(),
+            ])
             .env("CLAWDBOT_STATE_DIR", &dir)
             .env("CLAWDBOT_GATEWAY_TOKEN", TOKEN)
             .stdin(Stdio::null())
@@ -72,10 +86,23 @@ impl Gateway {
         let (tx, rx) = mpsc::channel();
         let slow = Arc::new(AtomicUsize::new(0));
         let tail = Arc::new(Mutex::new(Vec::new()));
-        drain(child.stdout.take().unwrap(), tx.clone(), slow.clone(), tail.clone());
+        drain(
+            child.stdout.take().unwrap(),
+            tx.clone(),
+            slow.clone(),
+            tail.clone(),
+        );
         drain(child.stderr.take().unwrap(), tx, slow.clone(), tail.clone());
         let pid = child.id();
-        let mut gw = Gateway { child, pid, port: 0, dir, slow_consumer_lines: slow, tail, exit: None };
+        let mut gw = Gateway {
+            child,
+            pid,
+            port: 0,
+            dir,
+            slow_consumer_lines: slow,
+            tail,
+            exit: None,
+        };
         let deadline = t0 + Duration::from_secs(15);
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -86,10 +113,18 @@ impl Gateway {
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
                     if let Ok(Some(st)) = gw.child.try_wait() {
                         gw.exit = Some(st);
-                        return Err(format!("gateway exited early ({st}); output:\n{}", gw.tail()));
+                        return Err(format!(
+                            "gateway exited early ({st}); output:\n{}",
+                            gw.tail()
+                        ));
                     }
                 }
-                _ => return Err(format!("no `listening on` line within 15 s; output:\n{}", gw.tail())),
+                _ => {
+                    return Err(format!(
+                        "no `listening on` line within 15 s; output:\n{}",
+                        gw.tail()
+                    ))
+                }
             }
         }
     }
@@ -112,7 +147,10 @@ impl Gateway {
             self.exit = Some(st);
             return self.exit;
         }
-        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -121,7 +159,10 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        eprintln!("bench: gateway pid {} ignored SIGTERM for 10 s; killing it", self.pid);
+        eprintln!(
+            "bench: gateway pid {} ignored SIGTERM for 10 s; killing it",
+            self.pid
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
         None
@@ -144,23 +185,36 @@ pub struct Status {
 }
 
 pub fn status(pid: u32) -> Result<Status, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     let field = |name: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    Ok(Status { rss_kb: field("VmRSS:"), hwm_kb: field("VmHWM:"), threads: field("Threads:") })
+    Ok(Status {
+        rss_kb: field("VmRSS:"),
+        hwm_kb: field("VmHWM:"),
+        threads: field("Threads:"),
+    })
 }
 
 /// utime + stime in clock ticks (fields 14 and 15 of `/proc/<pid>/stat`).
 pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // Fields after the `(comm)` start at field 3.
-    let rest = text.rsplit_once(')').map(|(_, r)| r).ok_or("bad /proc/pid/stat")?;
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("bad /proc/pid/stat")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).ok_or("bad /proc/pid/stat field");
+    let num = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or("bad /proc/pid/stat field")
+    };
     Ok(num(14)? + num(15)?)
 }
 

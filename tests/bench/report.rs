@@ -46,8 +46,21 @@ fn met_str(m: Option<bool>) -> &'static str {
 
 impl Report {
     pub fn row(&mut self, metric: &str, value: String, target: String, met: Option<bool>) {
-        eprintln!("bench: {metric}: {value} [{}{}]", target, if met.is_some() { format!(": {}", met_str(met)) } else { String::new() });
-        self.rows.push(Row { metric: metric.to_string(), value, target, met });
+        eprintln!(
+            "bench: {metric}: {value} [{}{}]",
+            target,
+            if met.is_some() {
+                format!(": {}", met_str(met))
+            } else {
+                String::new()
+            }
+        );
+        self.rows.push(Row {
+            metric: metric.to_string(),
+            value,
+            target,
+            met,
+        });
     }
 
     pub fn note(&mut self, n: String) {
@@ -56,8 +69,19 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
-        let w = |f: fn(&Row) -> usize, h: &str| self.rows.iter().map(f).chain([h.chars().count()]).max().unwrap_or(0);
-        let (a, b, c) = (w(|r| r.metric.chars().count(), "metric"), w(|r| r.value.chars().count(), "value"), w(|r| r.target.chars().count(), "target"));
+        let w = |f: fn(&Row) -> usize, h: &str| {
+            self.rows
+                .iter()
+                .map(f)
+                .chain([h.chars().count()])
+                .max()
+                .unwrap_or(0)
+        };
+        let (a, b, c) = (
+            w(|r| r.metric.chars().count(), "metric"),
+            w(|r| r.value.chars().count(), "value"),
+            w(|r| r.target.chars().count(), "target"),
+        );
         let line = |m: &str, v: &str, t: &str, x: &str| format!("{m:<a$}  {v:<b$}  {t:<c$}  {x}\n");
         let mut out = line("metric", "value", "target", "met");
         out += &format!("{}\n", "-".repeat(a + b + c + 13));
@@ -80,10 +104,22 @@ impl Report {
                    the gateway, so they include the benchmark's own scheduling.\n";
         }
         let esc = |s: &str| s.replace('|', "\\|");
-        md += &format!("\n## {} — {} — {}{}\n\n", utc_now(), git_sha(), machine(), if quick { " — quick run" } else { "" });
+        md += &format!(
+            "\n## {} — {} — {}{}\n\n",
+            utc_now(),
+            git_sha(),
+            machine(),
+            if quick { " — quick run" } else { "" }
+        );
         md += "| metric | value | target | met |\n|---|---|---|---|\n";
         for r in &self.rows {
-            md += &format!("| {} | {} | {} | {} |\n", esc(&r.metric), esc(&r.value), esc(&r.target), met_str(r.met));
+            md += &format!(
+                "| {} | {} | {} | {} |\n",
+                esc(&r.metric),
+                esc(&r.value),
+                esc(&r.target),
+                met_str(r.met)
+            );
         }
         if !self.notes.is_empty() {
             md += "\n";
@@ -91,7 +127,11 @@ impl Report {
                 md += &format!("- {n}\n");
             }
         }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| e.to_string())?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| e.to_string())?;
         f.write_all(md.as_bytes()).map_err(|e| e.to_string())?;
         Ok(path.to_path_buf())
     }
@@ -115,14 +155,20 @@ fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     format!("{cores} cores, {model}")
 }
 
 /// `YYYY-MM-DD HH:MM UTC` from the system clock (civil-from-days).
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -133,5 +179,9 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }

@@ -21,7 +21,10 @@ pub fn presence_seq(text: &str) -> Option<u64> {
         return None;
     }
     let at = text.rfind("\"seq\":")? + 6;
-    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -30,17 +33,22 @@ fn is_timeout(e: &Error) -> bool {
 }
 
 fn send_json(ws: &mut Ws, v: &Value) -> Result<(), String> {
-    ws.send(Message::text(v.to_string())).map_err(|e| format!("send: {e}"))
+    ws.send(Message::text(v.to_string()))
+        .map_err(|e| format!("send: {e}"))
 }
 
 /// TCP connect + WebSocket upgrade + `connect` → `hello-ok`. Returns the socket and the time taken.
 pub fn connect(port: u16) -> Result<(Ws, Duration), String> {
     let t0 = Instant::now();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("tcp connect: {e}"))?;
+    let tcp =
+        TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("tcp connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    tcp.set_read_timeout(Some(IO_TIMEOUT)).and_then(|_| tcp.set_write_timeout(Some(IO_TIMEOUT))).map_err(|e| e.to_string())?;
-    let (mut ws, _) = tungstenite::client::client(format!("ws://127.0.0.1:{port}/"), tcp).map_err(|e| format!("ws upgrade: {e}"))?;
+    tcp.set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|_| tcp.set_write_timeout(Some(IO_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    let (mut ws, _) = tungstenite::client::client(format!("ws://127.0.0.1:{port}/"), tcp)
+        .map_err(|e| format!("ws upgrade: {e}"))?;
     let mut challenged = false;
     let deadline = t0 + IO_TIMEOUT;
     while Instant::now() < deadline {
@@ -49,7 +57,8 @@ pub fn connect(port: u16) -> Result<(Ws, Duration), String> {
             Message::Close(f) => return Err(format!("closed during handshake: {f:?}")),
             _ => continue,
         };
-        let v: Value = serde_json::from_str(text.as_str()).map_err(|e| format!("bad frame: {e}"))?;
+        let v: Value =
+            serde_json::from_str(text.as_str()).map_err(|e| format!("bad frame: {e}"))?;
         if !challenged && v["event"] == "connect.challenge" {
             challenged = true;
             let params = json!({
@@ -57,7 +66,10 @@ pub fn connect(port: u16) -> Result<(Ws, Duration), String> {
                 "client": {"id": "test", "version": "bench", "platform": "linux", "mode": "test"},
                 "role": "operator", "scopes": ["operator.admin"], "auth": {"token": super::gw::TOKEN},
             });
-            send_json(&mut ws, &json!({"type": "req", "id": "1", "method": "connect", "params": params}))?;
+            send_json(
+                &mut ws,
+                &json!({"type": "req", "id": "1", "method": "connect", "params": params}),
+            )?;
         } else if v["type"] == "res" && v["id"] == "1" {
             if v["ok"] == true && v["payload"]["type"] == "hello-ok" {
                 return Ok((ws, t0.elapsed()));
@@ -70,8 +82,16 @@ pub fn connect(port: u16) -> Result<(Ws, Duration), String> {
 
 /// Sends a request and reads (bounded) until its response. Returns the payload and the seq of the
 /// last presence event seen before the response.
-pub fn request(ws: &mut Ws, id: &str, method: &str, params: Value) -> Result<(Value, Option<u64>), String> {
-    send_json(ws, &json!({"type": "req", "id": id, "method": method, "params": params}))?;
+pub fn request(
+    ws: &mut Ws,
+    id: &str,
+    method: &str,
+    params: Value,
+) -> Result<(Value, Option<u64>), String> {
+    send_json(
+        ws,
+        &json!({"type": "req", "id": id, "method": method, "params": params}),
+    )?;
     let deadline = Instant::now() + IO_TIMEOUT;
     let mut seq = None;
     while Instant::now() < deadline {
@@ -89,7 +109,8 @@ pub fn request(ws: &mut Ws, id: &str, method: &str, params: Value) -> Result<(Va
         if !text.as_str().starts_with("{\"type\":\"res\"") && text.len() > 4096 {
             continue;
         }
-        let v: Value = serde_json::from_str(text.as_str()).map_err(|e| format!("bad frame: {e}"))?;
+        let v: Value =
+            serde_json::from_str(text.as_str()).map_err(|e| format!("bad frame: {e}"))?;
         if v["type"] == "res" && v["id"] == id {
             if v["ok"] == true {
                 return Ok((v["payload"].clone(), seq));
@@ -102,7 +123,9 @@ pub fn request(ws: &mut Ws, id: &str, method: &str, params: Value) -> Result<(Va
 
 /// Close handshake, bounded: sends our close and reads until the server ends the connection.
 pub fn close(mut ws: Ws) {
-    let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = ws
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(200)));
     let _ = ws.close(None);
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
@@ -136,7 +159,9 @@ pub struct Reader {
 
 impl Reader {
     pub fn spawn(mut ws: Ws) -> Result<Reader, String> {
-        ws.get_ref().set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (s, out) = (stop.clone(), seen.clone());
@@ -157,7 +182,10 @@ impl Reader {
                         }
                     }
                     Ok(Message::Close(f)) => {
-                        out.lock().unwrap().close = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())));
+                        out.lock().unwrap().close = Some(
+                            f.map(|f| (u16::from(f.code), f.reason.to_string()))
+                                .unwrap_or((1005, String::new())),
+                        );
                     }
                     Ok(_) => {}
                     Err(e) if is_timeout(&e) => {}
@@ -169,7 +197,11 @@ impl Reader {
                 }
             })
             .map_err(|e| format!("spawn reader: {e}"))?;
-        Ok(Reader { stop, seen, thread: Some(thread) })
+        Ok(Reader {
+            stop,
+            seen,
+            thread: Some(thread),
+        })
     }
 
     /// Asks the thread to close its connection (non-blocking).
