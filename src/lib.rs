@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod logging;
+pub mod memory;
 pub mod server;
 pub mod state;
 pub mod threads;

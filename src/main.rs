@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     // Before any thread exists, so every thread inherits the mask and only the signal thread
     // receives SIGINT/SIGTERM/SIGUSR1.
     moltbot::gateway::signals::block_in_this_thread();
+    moltbot::memory::configure_allocator();
     let cli: Cli = argh::from_env();
     if cli.version {
         println!("{}", env!("CARGO_PKG_VERSION"));

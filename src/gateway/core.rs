@@ -189,6 +189,10 @@ impl Gateway {
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
+        if self.clients.is_empty() {
+            // The last client left: hand the memory its threads used back to the kernel.
+            crate::memory::trim();
+        }
         let Some(session) = client.session else {
             return;
         };

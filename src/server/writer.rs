@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Upstream's `maxBufferedBytes`: queued bytes beyond this make a client a slow consumer.
 pub const MAX_BUFFERED_BYTES: usize = 1_572_864;
 /// Frames a queue may hold regardless of their size.
-const QUEUE_FRAMES: usize = 512;
+const QUEUE_FRAMES: usize = 128;
 /// How long a client gets to answer our close frame before the socket is cut.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(1500);
 /// A write to a client that makes no progress for this long ends the connection.
