@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -225,4 +225,41 @@ pub fn clock_ticks() -> u64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100)
+}
+
+/// Samples VmRSS every 20 ms in a thread and keeps the maximum (the kernel updates VmHWM lazily,
+/// so it can miss short peaks). Stops on drop.
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    max_kb: Arc<AtomicU64>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> RssSampler {
+        let (stop, max_kb) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (s, m) = (stop.clone(), max_kb.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match status(pid) {
+                    Ok(st) => m.fetch_max(st.rss_kb, Ordering::Relaxed),
+                    Err(_) => return,
+                };
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssSampler { stop, max_kb }
+    }
+
+    pub fn max_kb(&self) -> u64 {
+        self.max_kb.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }

@@ -122,6 +122,7 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
     // --- the gateway under test ---
     let (mut gw, _) = Gateway::start(&bin, 0)?;
     let pid = gw.pid;
+    let sampler = gw::RssSampler::start(pid);
     eprintln!(
         "bench: gateway pid {pid} on port {}; idling {:?}",
         gw.port, p.idle
@@ -299,12 +300,21 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
         .slow_consumer_lines
         .load(std::sync::atomic::Ordering::Relaxed)
         - slow_before;
-    let (close, got, end) = drain_stalled(stalled, &stall.seqs);
-    let presence_only = if slow_lines == 0 { close.clone() } else { None };
+    let fate = drain_stalled(stalled, &stall.seqs);
+    let presence_only = if slow_lines == 0 {
+        fate.close.clone()
+    } else {
+        None
+    };
+    let not_closed = || "not closed".to_string();
     rep.row(
         "stalled client, 200 big presence events",
-        presence_only.clone().unwrap_or_else(|| "not closed".into())
-            + &format!(", got {got}/{}", stall.seqs.len()),
+        format!(
+            "{}, got {}/{}",
+            presence_only.clone().unwrap_or_else(not_closed),
+            fate.presence,
+            stall.seqs.len()
+        ),
         "1008 \"slow consumer\"".into(),
         Some(presence_only.is_some_and(|c| c.starts_with("1008"))),
     );
@@ -312,12 +322,16 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
         "stalled client, then non-droppable talk.mode events",
         format!(
             "{} after {talk} event(s)",
-            close.clone().unwrap_or_else(|| "not closed".into())
+            fate.close.clone().unwrap_or_else(not_closed)
         ),
         "1008 \"slow consumer\"".into(),
-        Some(close.is_some_and(|c| c.starts_with("1008")) && slow_lines > 0),
+        Some(fate.close.is_some_and(|c| c.starts_with("1008")) && slow_lines > 0),
     );
-    rep.note(format!("stalled client: it received {got} of {} presence broadcasts (the gateway dropped the rest); the gateway logged {slow_lines} slow-consumer line(s) after {talk} talk.mode broadcast(s); on draining: {end}", stall.seqs.len()));
+    rep.note(format!(
+        "stalled client: it received {} of {} presence broadcasts (the gateway dropped the rest) and {} other frames; \
+         the gateway logged {slow_lines} slow-consumer line(s) after {talk} talk.mode broadcast(s); on draining: {}",
+        fate.presence, stall.seqs.len(), fate.other, fate.end
+    ));
     ws::close(ctl);
 
     // --- all clients leave ---
@@ -408,7 +422,12 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
         "growth ≤ 1 MiB".into(),
         Some(grew * 1024 <= MIB),
     );
-    rep.row("peak RSS (VmHWM) at end", mib(end.hwm_kb), "—".into(), None);
+    rep.row(
+        "peak RSS: VmHWM at end / max VmRSS sampled every 20 ms",
+        format!("{} / {}", mib(end.hwm_kb), mib(sampler.max_kb())),
+        "—".into(),
+        None,
+    );
 
     let exit = gw.stop();
     rep.row(
