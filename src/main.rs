@@ -4,11 +4,14 @@ use moltbot::cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let cli: Cli = argh::from_env();
+    if matches!(cli.command, Some(Command::Gateway(_))) {
+        moltbot::memory::reexec_with_tunables();
+    }
     // Before any thread exists, so every thread inherits the mask and only the signal thread
     // receives SIGINT/SIGTERM/SIGUSR1.
     moltbot::gateway::signals::block_in_this_thread();
     moltbot::memory::configure_allocator();
-    let cli: Cli = argh::from_env();
     if cli.version {
         println!("{}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;

@@ -6,6 +6,9 @@ pub mod defaults;
 pub mod envsubst;
 pub mod include;
 pub mod json5;
+pub mod refine;
+mod refine_agents;
+mod refine_channels;
 pub mod rules;
 pub mod validate;
 pub mod watch;
@@ -248,11 +251,12 @@ pub fn check(config: &Value) -> Vec<Issue> {
     if !legacy.is_empty() {
         return legacy;
     }
-    let issues = validate::validate(schema(), config);
+    // zod reports its refinements together with the schema's own issues.
+    let issues = refine::zod_stage(config, schema(), validate::validate(schema(), config));
     if !issues.is_empty() {
         return issues;
     }
-    let issues = rules::refinement_issues(config);
+    let issues = refine::after_zod(config);
     if !issues.is_empty() {
         return issues;
     }

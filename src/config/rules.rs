@@ -1,9 +1,14 @@
-//! The checks upstream makes outside the plain schema: legacy keys (§6.2, with upstream's
-//! messages), the plugin layer (known channel and plugin ids) and hand-written refinements.
+//! The checks upstream makes outside the plain schema and its refinements: legacy keys (§6.2,
+//! with upstream's messages) before zod, and the plugin layer (`validateConfigObjectWithPlugins`,
+//! schema-report §3.10 item 4) after it. The refinements themselves live in `refine*.rs`.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::validate::Issue;
+use super::refine::{self, js_trim};
+use super::refine_agents::resolve_user_path;
+use super::validate::{self, Issue};
+
+pub use super::refine::parse_duration_ms;
 
 /// (path, message, applies only when the value is a string).
 const LEGACY: &[(&str, &str, bool)] = &[
@@ -54,218 +59,319 @@ pub fn legacy_issues(config: &Value) -> Vec<Issue> {
         .collect()
 }
 
-/// Channel ids and plugin ids come from the schema file's `x-channelIds` / `x-pluginIds`.
-pub fn plugin_issues(config: &Value, schema: &Value) -> Vec<Issue> {
-    let ids = |k: &str| -> Vec<&str> {
-        schema
-            .get(k)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
-    };
-    let channel_ids = ids("x-channelIds");
-    let plugin_ids = ids("x-pluginIds");
-    let mut issues = Vec::new();
-    if let Some(channels) = config.get("channels").and_then(Value::as_object) {
-        for key in channels.keys().filter(|k| *k != "defaults") {
-            if !channel_ids.is_empty() && !channel_ids.contains(&key.as_str()) {
-                issues.push(Issue::new(
-                    &format!("channels.{key}"),
-                    format!("unknown channel id: {key}"),
-                ));
-            }
+/// All hand-written refinements of a config that passed the schema: zod's, then (if those
+/// pass) the agent checks upstream makes after zod. `check()` runs the same stages itself.
+pub fn refinement_issues(config: &Value) -> Vec<Issue> {
+    let issues = refine::zod_stage(config, super::schema(), Vec::new());
+    if !issues.is_empty() {
+        return issues;
+    }
+    refine::after_zod(config)
+}
+
+/// Chat-channel aliases upstream accepts as heartbeat targets.
+const CHANNEL_ALIASES: &[&str] = &["imsg", "google-chat", "gchat"];
+
+/// Bundled plugins of kind `memory` (their manifests say so): only the one named by the memory
+/// slot is enabled, whatever its entry says.
+const MEMORY_PLUGINS: &[&str] = &["memory-core", "memory-lancedb"];
+
+/// The memory slot when `plugins.slots.memory` is unset or blank.
+const DEFAULT_MEMORY_SLOT: &str = "memory-core";
+
+/// The ids the schema file knows (`x-channelIds`, `x-pluginIds`); a missing list accepts all.
+struct Known<'a> {
+    channels: Vec<&'a str>,
+    plugins: Vec<&'a str>,
+}
+
+impl<'a> Known<'a> {
+    fn from_schema(schema: &'a Value) -> Self {
+        let ids = |k: &str| strings(schema.get(k)).collect::<Vec<_>>();
+        Known {
+            channels: ids("x-channelIds"),
+            plugins: ids("x-pluginIds"),
         }
     }
-    let known = |id: &str| plugin_ids.is_empty() || plugin_ids.contains(&id);
-    if let Some(entries) = get(config, "plugins.entries").and_then(Value::as_object) {
-        for id in entries.keys().filter(|id| !known(id)) {
-            issues.push(Issue::new(
-                &format!("plugins.entries.{id}"),
-                format!("plugin not found: {id}"),
-            ));
+
+    fn channel(&self, id: &str) -> bool {
+        self.channels.is_empty() || self.channels.contains(&id)
+    }
+
+    fn plugin(&self, id: &str) -> bool {
+        self.plugins.is_empty() || self.plugins.contains(&id)
+    }
+}
+
+/// The string elements of an array value.
+fn strings(v: Option<&Value>) -> impl Iterator<Item = &str> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// upstream's `normalizePluginsConfig`: what decides whether a plugin is enabled.
+struct Plugins<'a> {
+    enabled: bool,
+    allow: Vec<&'a str>,
+    deny: Vec<&'a str>,
+    /// `None` when the slot is `"none"`.
+    memory_slot: Option<String>,
+    entries: Option<&'a serde_json::Map<String, Value>>,
+}
+
+impl<'a> Plugins<'a> {
+    fn from_config(config: &'a Value) -> Self {
+        let list = |k: &str| {
+            strings(get(config, &format!("plugins.{k}")))
+                .map(js_trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let slot = get(config, "plugins.slots.memory")
+            .and_then(Value::as_str)
+            .map(js_trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(DEFAULT_MEMORY_SLOT);
+        Plugins {
+            enabled: get(config, "plugins.enabled") != Some(&Value::Bool(false)),
+            allow: list("allow"),
+            deny: list("deny"),
+            memory_slot: (!slot.eq_ignore_ascii_case("none")).then(|| slot.to_string()),
+            entries: get(config, "plugins.entries").and_then(Value::as_object),
+        }
+    }
+
+    fn entry(&self, id: &str) -> Option<&'a Value> {
+        self.entries?.get(id)
+    }
+
+    /// upstream's `resolveEnableState` + memory-slot decision, for a bundled plugin (bundled
+    /// plugins are off unless enabled or slotted).
+    fn is_enabled(&self, id: &str) -> bool {
+        let listed = self.allow.is_empty() || self.allow.contains(&id);
+        if !self.enabled || self.deny.contains(&id) || !listed {
+            return false;
+        }
+        let slotted = self.memory_slot.as_deref() == Some(id);
+        if MEMORY_PLUGINS.contains(&id) {
+            return slotted;
+        }
+        let entry_enabled = self.entry(id).and_then(|e| e.get("enabled"));
+        slotted || entry_enabled == Some(&Value::Bool(true))
+    }
+}
+
+/// The plugin layer, in upstream's order: load paths, plugin ids, channel ids, heartbeat
+/// targets, plugin configs.
+pub fn plugin_issues(config: &Value, schema: &Value) -> Vec<Issue> {
+    let known = Known::from_schema(schema);
+    let plugins = Plugins::from_config(config);
+    let mut issues = load_path_issues(config);
+    issues.extend(unknown_plugin_issues(config, &plugins, &known));
+    issues.extend(unknown_channel_issues(config, &known));
+    issues.extend(heartbeat_target_issues(config, &known));
+    issues.extend(plugin_config_issues(&plugins, &known, schema));
+    issues
+}
+
+/// Plugin discovery reports load paths that do not exist (we discover nothing inside them).
+fn load_path_issues(config: &Value) -> Vec<Issue> {
+    strings(get(config, "plugins.load.paths"))
+        .map(js_trim)
+        .filter(|p| !p.is_empty())
+        .map(resolve_user_path)
+        .filter(|p| !p.exists())
+        .map(|p| {
+            Issue::new(
+                "plugins.load.paths",
+                format!("plugin: plugin path not found: {}", p.display()),
+            )
+        })
+        .collect()
+}
+
+fn unknown_plugin_issues(config: &Value, plugins: &Plugins, known: &Known) -> Vec<Issue> {
+    let not_found = |path: &str, id: &str| Issue::new(path, format!("plugin not found: {id}"));
+    let mut issues = Vec::new();
+    for id in plugins.entries.into_iter().flat_map(|e| e.keys()) {
+        if !known.plugin(id) {
+            issues.push(not_found(&format!("plugins.entries.{id}"), id));
         }
     }
     for list in ["allow", "deny"] {
-        let items = get(config, &format!("plugins.{list}")).and_then(Value::as_array);
-        for id in items
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|id| !known(id))
-        {
-            issues.push(Issue::new(
-                &format!("plugins.{list}"),
-                format!("plugin not found: {id}"),
-            ));
+        let path = format!("plugins.{list}");
+        // Blank ids are skipped, the others compared untrimmed, as upstream does.
+        let ids = strings(get(config, &path)).filter(|id| !js_trim(id).is_empty());
+        for id in ids.filter(|id| !known.plugin(id)) {
+            issues.push(not_found(&path, id));
         }
     }
-    if let Some(slot) = get(config, "plugins.slots.memory").and_then(Value::as_str) {
-        if slot != "none" && !known(slot) {
-            issues.push(Issue::new(
-                "plugins.slots.memory",
-                format!("plugin not found: {slot}"),
-            ));
-        }
+    if let Some(slot) = plugins.memory_slot.as_deref().filter(|s| !known.plugin(s)) {
+        issues.push(not_found("plugins.slots.memory", slot));
     }
     issues
 }
 
-/// Refinements: `open` DM policies need `"*"` in the allowlist, allow vs alsoAllow, heartbeat
-/// durations and active-hours times.
-pub fn refinement_issues(config: &Value) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    open_policy_rules(config, &mut issues);
-    tool_policy_rules(config, &mut issues);
-    heartbeat_rules(config, &mut issues);
-    issues
+fn unknown_channel_issues(config: &Value, known: &Known) -> Vec<Issue> {
+    let channels = config.get("channels").and_then(Value::as_object);
+    channels
+        .into_iter()
+        .flat_map(|c| c.keys())
+        .map(|k| js_trim(k))
+        .filter(|k| !k.is_empty() && *k != "defaults" && !known.channel(k))
+        .map(|k| Issue::new(&format!("channels.{k}"), format!("unknown channel id: {k}")))
+        .collect()
 }
 
-fn has_star(v: Option<&Value>) -> bool {
-    v.and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|x| x == "*"))
-}
-
-fn open_policy_rules(config: &Value, issues: &mut Vec<Issue>) {
-    let Some(channels) = config.get("channels").and_then(Value::as_object) else {
-        return;
-    };
-    for (id, ch) in channels {
-        let mut scopes = vec![(format!("channels.{id}"), ch)];
-        if let Some(accounts) = ch.get("accounts").and_then(Value::as_object) {
-            scopes.extend(
-                accounts
-                    .iter()
-                    .map(|(a, v)| (format!("channels.{id}.accounts.{a}"), v)),
-            );
-        }
-        for (base, scope) in scopes {
-            if scope.pointer("/dm/policy").and_then(Value::as_str) == Some("open")
-                && !has_star(scope.pointer("/dm/allowFrom"))
-            {
-                issues.push(Issue::new(
-                    &format!("{base}.dm.allowFrom"),
-                    format!(
-                        "{base}.dm.policy=\"open\" requires {base}.dm.allowFrom to include \"*\""
-                    ),
-                ));
-            }
-            if scope.get("dmPolicy").and_then(Value::as_str) == Some("open")
-                && !has_star(scope.get("allowFrom"))
-            {
-                issues.push(Issue::new(
-                    &format!("{base}.allowFrom"),
-                    format!("{base}.dmPolicy=\"open\" requires {base}.allowFrom to include \"*\""),
-                ));
-            }
-        }
-    }
-}
-
-fn tool_policy_rules(config: &Value, issues: &mut Vec<Issue>) {
-    let both = |t: &Value| {
-        let non_empty = |k: &str| {
-            t.get(k)
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty())
-        };
-        non_empty("allow") && non_empty("alsoAllow")
-    };
-    if config.get("tools").is_some_and(both) {
-        issues.push(Issue::new("tools", "tools cannot set both allow and alsoAllow in the same scope (merge alsoAllow into allow, or remove allow and use profile + alsoAllow)"));
-    }
-    let agents = get(config, "agents.list").and_then(Value::as_array);
-    for (i, agent) in agents.into_iter().flatten().enumerate() {
-        if agent.get("tools").is_some_and(both) {
-            issues.push(Issue::new(&format!("agents.list.{i}.tools"), "agent tools cannot set both allow and alsoAllow in the same scope (merge alsoAllow into allow, or remove allow and use profile + alsoAllow)"));
-        }
-    }
-}
-
-fn heartbeat_rules(config: &Value, issues: &mut Vec<Issue>) {
-    let mut scopes = vec![(
-        "agents.defaults.heartbeat".to_string(),
-        get(config, "agents.defaults.heartbeat"),
+fn heartbeat_target_issues(config: &Value, known: &Known) -> Vec<Issue> {
+    let mut targets = vec![(
+        "agents.defaults.heartbeat.target".to_string(),
+        get(config, "agents.defaults.heartbeat.target"),
     )];
     let agents = get(config, "agents.list").and_then(Value::as_array);
     for (i, agent) in agents.into_iter().flatten().enumerate() {
-        scopes.push((format!("agents.list.{i}.heartbeat"), agent.get("heartbeat")));
+        targets.push((
+            format!("agents.list.{i}.heartbeat.target"),
+            agent.pointer("/heartbeat/target"),
+        ));
     }
-    for (base, hb) in scopes {
-        let Some(hb) = hb else { continue };
-        if let Some(every) = hb.get("every").and_then(Value::as_str) {
-            if parse_duration_ms(every).is_none() {
-                issues.push(Issue::new(
-                    &format!("{base}.every"),
-                    "invalid duration (use ms, s, m, h)",
-                ));
-            }
-        }
-        for (key, is_end) in [("start", false), ("end", true)] {
-            if let Some(t) = hb
-                .pointer(&format!("/activeHours/{key}"))
-                .and_then(Value::as_str)
-            {
-                if let Some(msg) = time_problem(t, is_end) {
-                    issues.push(Issue::new(&format!("{base}.activeHours.{key}"), msg));
-                }
-            }
-        }
-    }
+    targets
+        .into_iter()
+        .filter_map(|(path, t)| {
+            let problem = heartbeat_target_problem(t?.as_str()?, known)?;
+            Some(Issue::new(&path, problem))
+        })
+        .collect()
 }
 
-/// A duration like `30m`, `1h`, `500ms`, `45s`; a bare number means minutes.
-pub fn parse_duration_ms(raw: &str) -> Option<u64> {
-    let s = raw.trim().to_ascii_lowercase();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let factor = match unit.trim() {
-        "" | "m" => 60_000.0,
-        "ms" => 1.0,
-        "s" => 1000.0,
-        "h" => 3_600_000.0,
-        _ => return None,
-    };
-    (n >= 0.0).then_some((n * factor) as u64)
+/// `last`, `none`, a channel id or a channel alias (any case).
+fn heartbeat_target_problem(raw: &str, known: &Known) -> Option<String> {
+    let target = js_trim(raw);
+    if target.is_empty() {
+        return Some("heartbeat target must not be empty".into());
+    }
+    let lower = target.to_lowercase();
+    let fine = ["last", "none"].contains(&lower.as_str())
+        || CHANNEL_ALIASES.contains(&lower.as_str())
+        || known.channel(&lower);
+    (!fine).then(|| format!("unknown heartbeat target: {raw}"))
 }
 
-fn time_problem(t: &str, is_end: bool) -> Option<&'static str> {
-    let bad = "invalid time (use \"HH:MM\" 24h format)";
-    let (h, m) = t.split_once(':')?;
-    let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) else {
-        return Some(bad);
+/// A plugin's `config` is checked against its manifest schema (`x-pluginConfigSchemas`) when
+/// the plugin is enabled or has a config; a missing config counts as `{}`.
+fn plugin_config_issues(plugins: &Plugins, known: &Known, schema: &Value) -> Vec<Issue> {
+    let schemas = schema.get("x-pluginConfigSchemas");
+    let mut issues = Vec::new();
+    for (n, id) in known.plugins.iter().enumerate() {
+        let config = plugins
+            .entry(id)
+            .and_then(|e| e.get("config"))
+            .filter(|c| refine::js_truthy(c));
+        let duplicate = known.plugins[..n].contains(id);
+        if duplicate || !(config.is_some() || plugins.is_enabled(id)) {
+            continue;
+        }
+        let Some(plugin_schema) = schemas.and_then(|s| s.get(*id)) else {
+            issues.push(Issue::new(
+                &format!("plugins.entries.{id}"),
+                format!("plugin schema missing for {id}"),
+            ));
+            continue;
+        };
+        let found = validate::validate(plugin_schema, config.unwrap_or(&json!({})));
+        let path = format!("plugins.entries.{id}.config");
+        for message in found.iter().flat_map(ajv_messages) {
+            issues.push(Issue::new(&path, format!("invalid config: {message}")));
+        }
+    }
+    issues
+}
+
+/// Our validator's issue in ajv's words (`<path>: <message>`), as upstream prints plugin
+/// config errors; the common cases are translated, the rest keep zod's wording.
+fn ajv_messages(issue: &Issue) -> Vec<String> {
+    let at = |p: &str| {
+        if p.is_empty() {
+            "<root>".to_string()
+        } else {
+            p.to_string()
+        }
     };
-    if t.len() != 5 || m > 59 {
-        return Some(bad);
+    let m = issue.message.as_str();
+    let unknown = m
+        .strip_prefix("Unrecognized key: ")
+        .or_else(|| m.strip_prefix("Unrecognized keys: "));
+    if let Some(keys) = unknown {
+        let line = format!("{}: must NOT have additional properties", at(&issue.path));
+        return keys.split("\", \"").map(|_| line.clone()).collect();
     }
-    match h {
-        0..=23 => None,
-        24 if m != 0 => Some("invalid time (24:00 is the only allowed 24:xx value)"),
-        24 if !is_end => Some("invalid time (start cannot be 24:00)"),
-        24 => None,
-        _ => Some(bad),
-    }
+    let typed = m
+        .strip_prefix("Invalid input: expected ")
+        .and_then(|t| t.split_once(", received "));
+    let line = match typed {
+        Some((_, "undefined")) => {
+            let (parent, key) = issue.path.rsplit_once('.').unwrap_or(("", &issue.path));
+            format!("{}: must have required property '{key}'", at(parent))
+        }
+        Some((expected, _)) => {
+            let expected = if expected == "int" {
+                "integer"
+            } else {
+                expected
+            };
+            format!("{}: must be {expected}", at(&issue.path))
+        }
+        None if m.starts_with("Invalid option:") => {
+            format!(
+                "{}: must be equal to one of the allowed values",
+                at(&issue.path)
+            )
+        }
+        None => format!("{}: {m}", at(&issue.path)),
+    };
+    vec![line]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn legacy_and_plugins() {
         let issues = legacy_issues(&json!({"gateway": {"token": "x"}, "agent": {"model": "a"}}));
         let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
         assert_eq!(paths, ["agent", "agent.model", "gateway.token"]);
-        let schema = json!({"x-channelIds": ["discord"], "x-pluginIds": ["discord"]});
+        let schema =
+            json!({"x-channelIds": ["discord"], "x-pluginIds": ["discord", "memory-core"]});
         let issues = plugin_issues(
             &json!({"channels": {"discrod": {}}, "plugins": {"entries": {"nope": {}}}}),
             &schema,
         );
-        assert_eq!(issues[0].message, "unknown channel id: discrod");
-        assert_eq!(issues[1].message, "plugin not found: nope");
+        // upstream reports plugin ids before channel ids
+        assert_eq!(issues[0].message, "plugin not found: nope");
+        assert_eq!(issues[1].message, "unknown channel id: discrod");
+    }
+
+    #[test]
+    fn plugin_enable_state() {
+        let p = |v: Value| {
+            let cfg = json!({ "plugins": v });
+            let plugins = Plugins::from_config(&cfg);
+            ["discord", "memory-core", "memory-lancedb"].map(|id| plugins.is_enabled(id))
+        };
+        assert_eq!(p(json!({})), [false, true, false]);
+        let on =
+            json!({"entries": {"discord": {"enabled": true}, "memory-lancedb": {"enabled": true}}});
+        assert_eq!(p(on), [true, true, false]);
+        assert_eq!(
+            p(json!({"slots": {"memory": "None"}})),
+            [false, false, false]
+        );
+        let lance = json!({"slots": {"memory": "memory-lancedb"}, "allow": ["memory-lancedb"]});
+        assert_eq!(p(lance), [false, false, true]);
+        assert_eq!(p(json!({"enabled": false})), [false, false, false]);
     }
 
     #[test]

@@ -226,8 +226,24 @@ fn check_array(schema: &Value, items: &[Value], path: &str, issues: &mut Vec<Iss
     }
 }
 
+/// `Number.MAX_SAFE_INTEGER`: zod's `.int()` also bounds integers to ±this.
+const MAX_SAFE_INT: f64 = 9_007_199_254_740_991.0;
+
 fn check_number(schema: &Value, value: &Value, path: &str, issues: &mut Vec<Issue>) {
     let Some(x) = value.as_f64() else { return };
+    if types_of(schema).contains(&"integer") {
+        if x > MAX_SAFE_INT {
+            issues.push(Issue::new(
+                path,
+                "Too big: expected int to be <=9007199254740991",
+            ));
+        } else if x < -MAX_SAFE_INT {
+            issues.push(Issue::new(
+                path,
+                "Too small: expected int to be >=-9007199254740991",
+            ));
+        }
+    }
     let bound = |k: &str| schema.get(k).and_then(Value::as_f64);
     let fmt = |f: f64| {
         crate::config::json5::to_pretty_string(&Value::from(f))
@@ -326,6 +342,24 @@ mod tests {
             msgs(json!({"gateway":{"port":0}}))[0].1,
             "Too small: expected number to be >0"
         );
+        assert_eq!(
+            msgs(json!({"gateway":{"port":9_007_199_254_740_993_u64}}))[0].1,
+            "Too big: expected int to be <=9007199254740991"
+        );
+        assert_eq!(
+            msgs(json!({"gateway":{"port":-9_007_199_254_740_992_i64}})),
+            vec![
+                (
+                    "gateway.port".into(),
+                    "Too small: expected int to be >=-9007199254740991".into()
+                ),
+                (
+                    "gateway.port".into(),
+                    "Too small: expected number to be >0".into()
+                )
+            ]
+        );
+        assert!(msgs(json!({"gateway":{"port":9_007_199_254_740_991_u64}})).is_empty());
         assert_eq!(
             msgs(json!({"gateway":{"mode":"x"}}))[0],
             ("gateway.mode".into(), "Invalid input".into())

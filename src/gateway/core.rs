@@ -191,6 +191,7 @@ impl Gateway {
         };
         if self.clients.is_empty() {
             // The last client left: hand the memory its threads used back to the kernel.
+            self.clients.shrink_to_fit();
             crate::memory::trim();
         }
         let Some(session) = client.session else {

@@ -1,5 +1,9 @@
 //! Presence: the gateway's own `reason:"self"` entry plus one entry per tracked client, kept
 //! after disconnect (`reason:"disconnect"`) until it ages out (5 min, at most 200 entries).
+//!
+//! Entries are kept as serialised JSON (one allocation each) and parsed only when listed: an
+//! entry outlives its connection, and a tree of small JSON allocations interleaved with the
+//! connection's freed buffers would keep those heap pages resident for the whole TTL.
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -13,8 +17,24 @@ const MAX_ENTRIES: usize = 200;
 pub struct Presence {
     pub version: u64,
     own: Value,
-    /// (key, entry) in insertion order.
-    entries: Vec<(String, Value)>,
+    /// Insertion order, oldest first.
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    key: String,
+    json: String,
+    disconnected_at: Option<u64>,
+}
+
+impl Entry {
+    fn new(key: String, value: &Value) -> Entry {
+        Entry {
+            key,
+            json: value.to_string(),
+            disconnected_at: None,
+        }
+    }
 }
 
 impl Presence {
@@ -75,17 +95,24 @@ impl Presence {
         if let Some(d) = device_id {
             entry["deviceId"] = json!(d);
         }
-        self.entries.retain(|(k, _)| k != &key);
-        self.entries.push((key.clone(), entry));
+        self.entries.retain(|e| e.key != key);
+        self.entries.push(Entry::new(key.clone(), &entry));
         self.prune();
         key
     }
 
     pub fn disconnect(&mut self, key: &str) {
-        if let Some((_, e)) = self.entries.iter_mut().find(|(k, _)| k == key) {
-            e["reason"] = json!("disconnect");
-            e["ts"] = json!(now_ms());
-        }
+        let Some(e) = self.entries.iter_mut().find(|e| e.key == key) else {
+            return;
+        };
+        let Ok(mut value) = serde_json::from_str::<Value>(&e.json) else {
+            return;
+        };
+        let now = now_ms();
+        value["reason"] = json!("disconnect");
+        value["ts"] = json!(now);
+        e.json = value.to_string();
+        e.disconnected_at = Some(now);
     }
 
     /// `system-event`: records or updates an entry described by the caller.
@@ -118,16 +145,16 @@ impl Presence {
         if let Some(t) = params.get("text") {
             entry["text"] = t.clone();
         }
-        self.entries.retain(|(k, _)| k != &key);
-        self.entries.push((key, entry));
+        self.entries.retain(|e| e.key != key);
+        self.entries.push(Entry::new(key, &entry));
         self.prune();
     }
 
     fn prune(&mut self) {
         let now = now_ms();
-        self.entries.retain(|(_, e)| {
-            e["reason"] != "disconnect"
-                || now.saturating_sub(e["ts"].as_u64().unwrap_or(0)) < TTL_MS
+        self.entries.retain(|e| {
+            e.disconnected_at
+                .is_none_or(|at| now.saturating_sub(at) < TTL_MS)
         });
         let excess = self.entries.len().saturating_sub(MAX_ENTRIES - 1);
         self.entries.drain(..excess);
@@ -138,8 +165,11 @@ impl Presence {
         self.prune();
         let mut own = self.own.clone();
         own["ts"] = json!(now_ms());
-        std::iter::once(own)
-            .chain(self.entries.iter().rev().map(|(_, e)| e.clone()))
-            .collect()
+        let others = self
+            .entries
+            .iter()
+            .rev()
+            .filter_map(|e| serde_json::from_str(&e.json).ok());
+        std::iter::once(own).chain(others).collect()
     }
 }

@@ -1,36 +1,34 @@
-//! The per-connection writer thread and its bounded outbound queue. It is the only code that
-//! writes to a WebSocket client's socket, so every frame (including the pongs and close replies the
-//! reader's tungstenite state produces) reaches the wire in one piece.
+//! Writing to one WebSocket client. The broadcaster (the gateway loop) writes each frame straight
+//! into the socket with a non-blocking `send`; only when the kernel buffer is full does the frame
+//! go to a per-client backlog, drained by a short-lived flusher thread with blocking writes. So a
+//! push to 200 idle clients is 200 `send` calls on one thread, with no thread wake-ups, and a
+//! stalled client never blocks anyone: its backlog grows until it is a slow consumer.
 //!
-//! Broadcasts are encoded once (`encode_text`) and shared as `Arc<[u8]>`; enqueueing never blocks.
-//! A client whose queue holds more than `MAX_BUFFERED_BYTES` is a slow consumer: droppable events
-//! are skipped, anything else closes it with 1008 `slow consumer`, as upstream does.
+//! Every byte written to the socket (frames, and the pongs and close replies the reader's
+//! tungstenite state produces) goes through one `ClientTx`, under its lock, so frames never
+//! interleave. Broadcasts are encoded once (`encode_text`) and shared as `Arc<[u8]>`.
+//! Slow consumers (backlog over `MAX_BUFFERED_BYTES`): droppable events are skipped, anything
+//! else closes the client with 1008 `slow consumer`, as upstream does.
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-use std::io::Write;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Upstream's `maxBufferedBytes`: queued bytes beyond this make a client a slow consumer.
+use crate::threads;
+
+/// Upstream's `maxBufferedBytes`: backlog beyond this makes a client a slow consumer.
 pub const MAX_BUFFERED_BYTES: usize = 1_572_864;
-/// Frames a queue may hold regardless of their size.
-const QUEUE_FRAMES: usize = 128;
+/// Frames a backlog may hold regardless of their size (bounds bookkeeping for tiny frames).
+const MAX_BACKLOG_FRAMES: usize = 4096;
 /// How long a client gets to answer our close frame before the socket is cut.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(1500);
-/// A write to a client that makes no progress for this long ends the connection.
+/// A blocking write that makes no progress for this long ends the connection.
 const WRITE_STALL: Duration = Duration::from_secs(30);
-
-/// What the writer thread is asked to do.
-pub enum Outbound {
-    /// An encoded WebSocket frame.
-    Frame(Arc<[u8]>),
-    /// Bytes produced by the reader's protocol state (pongs, close replies), already framed.
-    Raw(Vec<u8>),
-    /// Send a close frame, then stop.
-    Close(u16, String),
-}
 
 /// Result of queueing a frame for a client.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,109 +38,222 @@ pub enum Queued {
     Dropped,
     /// The client is slow and the frame may not be dropped: it has been told to close.
     SlowConsumer,
-    /// The writer is gone (connection closing).
+    /// The connection is closing or broken.
     Closed,
 }
 
-/// The sending side of one client's queue; cheap to clone.
+#[derive(Default)]
+struct State {
+    /// Frames not yet fully written; the first may be partly written (`head_written` bytes).
+    backlog: VecDeque<Arc<[u8]>>,
+    head_written: usize,
+    backlog_bytes: usize,
+    /// A flusher thread owns the socket's write side until the backlog is empty.
+    flushing: bool,
+    /// Close requested: nothing more is accepted; the close frame goes after the backlog.
+    closing: bool,
+    broken: bool,
+}
+
+struct Inner {
+    stream: TcpStream,
+    state: Mutex<State>,
+    reader_done: AtomicBool,
+    name: String,
+}
+
+/// One client's write side; cheap to clone.
 #[derive(Clone)]
 pub struct ClientTx {
-    tx: Sender<Outbound>,
-    queued: Arc<AtomicUsize>,
-    closing: Arc<AtomicBool>,
+    inner: Arc<Inner>,
 }
 
 impl ClientTx {
-    /// Queues a frame without blocking.
+    /// Wraps a clone of the client's socket.
+    pub fn new(stream: TcpStream, name: String) -> ClientTx {
+        let inner = Inner {
+            stream,
+            state: Mutex::new(State::default()),
+            reader_done: AtomicBool::new(false),
+            name,
+        };
+        ClientTx {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Sends (or backlogs) a frame without blocking.
     pub fn send_frame(&self, frame: &Arc<[u8]>, droppable: bool) -> Queued {
-        if self.closing.load(Ordering::Relaxed) {
+        let mut st = self.inner.state.lock();
+        if st.closing || st.broken {
             return Queued::Closed;
         }
-        let over = self.queued.load(Ordering::Relaxed) + frame.len() > MAX_BUFFERED_BYTES;
+        if st.backlog.is_empty() && !st.flushing {
+            return self.write_now(&mut st, frame);
+        }
+        let over = st.backlog_bytes + frame.len() > MAX_BUFFERED_BYTES
+            || st.backlog.len() >= MAX_BACKLOG_FRAMES;
         if over {
-            return self.slow(droppable);
-        }
-        self.queued.fetch_add(frame.len(), Ordering::Relaxed);
-        match self.tx.try_send(Outbound::Frame(frame.clone())) {
-            Ok(()) => Queued::Sent,
-            Err(TrySendError::Full(_)) => {
-                self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-                self.slow(droppable)
+            drop(st);
+            if droppable {
+                return Queued::Dropped;
             }
-            Err(TrySendError::Disconnected(_)) => Queued::Closed,
+            self.close(1008, "slow consumer");
+            return Queued::SlowConsumer;
         }
+        push(&mut st, frame.clone(), 0);
+        Queued::Sent
     }
 
-    fn slow(&self, droppable: bool) -> Queued {
-        if droppable {
-            return Queued::Dropped;
-        }
-        self.close(1008, "slow consumer");
-        Queued::SlowConsumer
-    }
-
-    /// Queues raw protocol bytes (pongs, close replies) produced by the reader.
+    /// Sends raw protocol bytes (pongs, close replies) produced by the reader.
     pub fn send_raw(&self, bytes: Vec<u8>) {
-        let _ = self.tx.try_send(Outbound::Raw(bytes));
-    }
-
-    /// Asks the writer to send a close frame and stop; later frames are refused.
-    pub fn close(&self, code: u16, reason: &str) {
-        if !self.closing.swap(true, Ordering::SeqCst) {
-            let reason = crate::util::truncate_utf8(reason, 123).to_string();
-            // The close must get through even when the queue is full: wait briefly for room.
-            let _ = self
-                .tx
-                .send_timeout(Outbound::Close(code, reason), Duration::from_millis(200));
+        let frame: Arc<[u8]> = bytes.into();
+        let mut st = self.inner.state.lock();
+        if st.broken {
+            return;
+        }
+        if st.backlog.is_empty() && !st.flushing {
+            self.write_now(&mut st, &frame);
+        } else {
+            push(&mut st, frame, 0);
         }
     }
 
-    pub fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Relaxed)
-    }
-
-    pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-}
-
-/// Creates a client queue and its receiving end for the writer thread.
-pub fn queue() -> (ClientTx, Receiver<Outbound>, Arc<AtomicUsize>) {
-    let (tx, rx) = bounded(QUEUE_FRAMES);
-    let queued = Arc::new(AtomicUsize::new(0));
-    let client = ClientTx {
-        tx,
-        queued: queued.clone(),
-        closing: Arc::new(AtomicBool::new(false)),
-    };
-    (client, rx, queued)
-}
-
-/// The writer thread body: drains the queue into the socket until closed or broken.
-pub fn run(mut stream: TcpStream, rx: Receiver<Outbound>, queued: Arc<AtomicUsize>) {
-    let _ = stream.set_write_timeout(Some(WRITE_STALL));
-    for msg in rx.iter() {
-        let ok = match msg {
-            Outbound::Frame(bytes) => {
-                queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-                stream.write_all(&bytes).is_ok()
+    /// Writes what the kernel takes now; backlogs the rest and starts a flusher.
+    fn write_now(&self, st: &mut State, frame: &Arc<[u8]>) -> Queued {
+        match send_nonblocking(&self.inner.stream, frame) {
+            Ok(n) if n == frame.len() => Queued::Sent,
+            Ok(n) => {
+                push(st, frame.clone(), n);
+                self.start_flusher(st);
+                Queued::Sent
             }
-            Outbound::Raw(bytes) => stream.write_all(&bytes).is_ok(),
-            Outbound::Close(code, reason) => {
-                let _ = stream.write_all(&encode_close(code, &reason));
-                let _ = stream.shutdown(Shutdown::Write);
-                // Give the peer time to answer the close, then cut the read side too: a peer that
-                // never answers must not keep the reader thread blocked.
-                std::thread::sleep(CLOSE_GRACE);
+            Err(_) => {
+                st.broken = true;
+                let _ = self.inner.stream.shutdown(Shutdown::Both);
+                Queued::Closed
+            }
+        }
+    }
+
+    fn start_flusher(&self, st: &mut State) {
+        if st.flushing {
+            return;
+        }
+        st.flushing = true;
+        let me = self.clone();
+        let spawned = threads::spawn_named(
+            &format!("ws-flush-{}", self.inner.name),
+            threads::STACK_SMALL,
+            move || me.flush_loop(),
+        );
+        if spawned.is_err() {
+            st.broken = true;
+            let _ = self.inner.stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// The flusher: blocking writes of the backlog; then, if a close was asked for, the close.
+    fn flush_loop(self) {
+        let mut stream = &self.inner.stream;
+        let _ = stream.set_write_timeout(Some(WRITE_STALL));
+        loop {
+            let (frame, offset) = {
+                let mut st = self.inner.state.lock();
+                match st.backlog.front() {
+                    Some(f) => (f.clone(), st.head_written),
+                    None => {
+                        st.flushing = false;
+                        if st.closing {
+                            drop(st);
+                            self.finish_close();
+                        }
+                        return;
+                    }
+                }
+            };
+            if stream.write_all(&frame[offset..]).is_err() {
+                let mut st = self.inner.state.lock();
+                st.broken = true;
+                st.flushing = false;
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
-        };
-        if !ok {
-            break;
+            let mut st = self.inner.state.lock();
+            st.backlog.pop_front();
+            st.head_written = 0;
+            st.backlog_bytes = st.backlog.iter().map(|f| f.len()).sum();
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
+
+    /// Asks for a close: the close frame follows whatever is backlogged; the socket is cut if the
+    /// peer has not answered within `CLOSE_GRACE`.
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut st = self.inner.state.lock();
+        if st.closing || st.broken {
+            return;
+        }
+        st.closing = true;
+        push(&mut st, encode_close(code, reason).into(), 0);
+        // The close travels through a flusher so its grace period never blocks the caller.
+        self.start_flusher(&mut st);
+    }
+
+    /// After the close frame went out: half-close, wait for the peer, then cut.
+    fn finish_close(&self) {
+        let _ = self.inner.stream.shutdown(Shutdown::Write);
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while Instant::now() < deadline && !self.inner.reader_done.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.inner.stream.shutdown(Shutdown::Both);
+    }
+
+    /// The reader calls this when it stops, so a pending close need not wait out its grace.
+    pub fn reader_finished(&self) {
+        self.inner.reader_done.store(true, Ordering::Release);
+    }
+
+    pub fn is_closing(&self) -> bool {
+        let st = self.inner.state.lock();
+        st.closing || st.broken
+    }
+
+    /// Bytes waiting in the backlog (not yet accepted by the kernel).
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.state.lock().backlog_bytes
+    }
+}
+
+fn push(st: &mut State, frame: Arc<[u8]>, written: usize) {
+    if st.backlog.is_empty() {
+        st.head_written = written;
+    }
+    st.backlog_bytes += frame.len() - written;
+    st.backlog.push_back(frame);
+}
+
+/// One `send` that never blocks (whatever the socket's mode) and never raises SIGPIPE.
+fn send_nonblocking(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    let fd = stream.as_raw_fd();
+    // SAFETY: `fd` is a live socket owned by `stream` for the duration of the call, and the
+    // pointer/length describe the `data` slice.
+    let n = unsafe {
+        libc::send(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let err = io::Error::last_os_error();
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(err),
+    }
 }
 
 /// Encodes an unmasked server text frame.
@@ -179,29 +290,69 @@ fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (s, c)
+    }
 
     #[test]
     fn frame_lengths() {
         assert_eq!(&encode_text("hi")[..], &[0x81, 2, b'h', b'i']);
-        let long = "x".repeat(300);
-        let f = encode_text(&long);
+        let f = encode_text(&"x".repeat(300));
         assert_eq!(&f[..4], &[0x81, 126, 1, 44]);
-        let huge = "y".repeat(70_000);
-        assert_eq!(encode_text(&huge)[1], 127);
+        assert_eq!(encode_text(&"y".repeat(70_000))[1], 127);
         assert_eq!(&encode_close(1000, "")[..], &[0x88, 2, 0x03, 0xe8]);
     }
 
     #[test]
-    fn slow_consumer_policy() {
-        let (tx, _rx, _q) = queue();
-        let big: Arc<[u8]> = vec![0u8; MAX_BUFFERED_BYTES].into();
-        assert_eq!(tx.send_frame(&big, false), Queued::Sent);
-        assert_eq!(tx.send_frame(&encode_text("tick"), true), Queued::Dropped);
-        assert_eq!(
-            tx.send_frame(&encode_text("chat"), false),
-            Queued::SlowConsumer
+    fn stalled_reader_becomes_slow_consumer_then_gets_the_close() {
+        let (server, mut client) = pair();
+        let tx = ClientTx::new(server, "t".into());
+        let big = encode_text(&"z".repeat(256 * 1024));
+        let mut dropped = false;
+        let mut slow = false;
+        for _ in 0..64 {
+            match tx.send_frame(&big, false) {
+                Queued::SlowConsumer => {
+                    slow = true;
+                    break;
+                }
+                Queued::Dropped => dropped = true,
+                _ => {}
+            }
+        }
+        assert!(
+            slow && !dropped,
+            "a stalled client turns slow; non-droppable frames close it"
         );
-        assert!(tx.is_closing());
-        assert_eq!(tx.send_frame(&encode_text("later"), false), Queued::Closed);
+        assert_eq!(tx.send_frame(&encode_text("late"), false), Queued::Closed);
+        // Draining shows every accepted frame, then the 1008 close frame.
+        let mut all = Vec::new();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = client.read_to_end(&mut all);
+        let close = encode_close(1008, "slow consumer");
+        assert!(all.ends_with(&close), "close frame last");
+    }
+
+    #[test]
+    fn droppable_frames_are_skipped_when_slow() {
+        let (server, _client) = pair();
+        let tx = ClientTx::new(server, "t".into());
+        let big = encode_text(&"z".repeat(256 * 1024));
+        let mut saw_drop = false;
+        for _ in 0..64 {
+            if tx.send_frame(&big, true) == Queued::Dropped {
+                saw_drop = true;
+            }
+        }
+        assert!(saw_drop);
+        assert!(!tx.is_closing(), "dropping does not close");
     }
 }

@@ -1,7 +1,7 @@
 //! One WebSocket client, from the upgrade to the last frame: the upgrade (tungstenite, with the
-//! Origin rule), the writer thread, the `connect.challenge`, and the reader loop that turns frames
-//! into `Event`s for the gateway loop. The reader never writes to the socket itself: protocol bytes
-//! its tungstenite state produces go through the writer (see `server::writer`).
+//! Origin rule), the `connect.challenge`, and the reader loop that turns frames into `Event`s for
+//! the gateway loop. The reader never writes to the socket itself: protocol bytes its tungstenite
+//! state produces go through the client's `ClientTx` (see `server::writer`).
 
 use crossbeam_channel::Sender;
 use std::io::{self, Read, Write};
@@ -16,7 +16,6 @@ use tungstenite::{Message, WebSocket};
 use super::writer::{self, ClientTx};
 use super::ListenerShared;
 use crate::gateway::event::{ConnId, Event, WsOpen};
-use crate::threads;
 
 /// Upstream's `maxPayload`: larger incoming messages close the socket with 1009.
 pub const MAX_PAYLOAD: usize = 524_288;
@@ -127,25 +126,18 @@ fn run_connection(
     shared: &ListenerShared,
     events: Sender<Event>,
 ) {
-    let (tx, rx, queued) = writer::queue();
     let Ok(write_half) = stream.try_clone() else {
         return;
     };
     let conn: ConnId = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    if threads::spawn_named(&format!("ws-tx-{conn}"), threads::STACK_SMALL, move || {
-        writer::run(write_half, rx, queued)
-    })
-    .is_err()
-    {
-        log::warn!(target: "ws", "could not start writer thread conn={conn}; dropping client");
-        return;
-    }
+    let tx = ClientTx::new(write_half, conn.to_string());
     ws.get_mut().out = Some(tx.clone());
     if let Some(origin) = info.origin.as_deref() {
         if !shared.origin_allowed(origin, info.host.as_deref(), remote) {
             log::warn!(target: "ws", "origin not allowed conn={conn} origin={origin} remote={}", remote.ip());
             tx.close(1008, ORIGIN_REFUSED);
             drain_until_closed(&mut ws);
+            tx.reader_finished();
             return;
         }
     }
@@ -175,6 +167,7 @@ fn run_connection(
         return;
     }
     let (code, reason) = read_loop(&mut ws, conn, &tx, &conn_shared, &events);
+    tx.reader_finished();
     let _ = events.send(Event::WsClosed { conn, code, reason });
 }
 

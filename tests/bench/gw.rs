@@ -119,7 +119,14 @@ impl Gateway {
                         ));
                     }
                 }
-                _ => {
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let st = gw.stop().map_or("still running".into(), |s| s.to_string());
+                    return Err(format!(
+                        "gateway closed its output without a `listening on` line ({st}); output:\n{}",
+                        gw.tail()
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     return Err(format!(
                         "no `listening on` line within 15 s; output:\n{}",
                         gw.tail()

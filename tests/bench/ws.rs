@@ -1,5 +1,5 @@
 //! Protocol-v3 WebSocket clients over std `TcpStream`s: the handshake, a request helper for the
-//! control connection, and a reader thread per measured client that timestamps presence events.
+//! control connection, and a reader thread per measured client that timestamps broadcast events.
 
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpStream};
@@ -14,10 +14,11 @@ pub type Ws = WebSocket<TcpStream>;
 /// Bound on any single blocking socket operation.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `Some(seq)` when `text` is a `presence` event frame; avoids parsing big payloads.
-pub fn presence_seq(text: &str) -> Option<u64> {
+/// `Some(seq)` when `text` is a broadcast event frame (any event with a `seq`); avoids parsing
+/// big payloads.
+pub fn event_seq(text: &str) -> Option<u64> {
     let head = text.get(..text.len().min(96))?;
-    if !head.contains("\"type\":\"event\"") || !head.contains("\"event\":\"presence\"") {
+    if !head.contains("\"type\":\"event\"") {
         return None;
     }
     let at = text.rfind("\"seq\":")? + 6;
@@ -81,7 +82,7 @@ pub fn connect(port: u16) -> Result<(Ws, Duration), String> {
 }
 
 /// Sends a request and reads (bounded) until its response. Returns the payload and the seq of the
-/// last presence event seen before the response.
+/// last broadcast event seen before the response.
 pub fn request(
     ws: &mut Ws,
     id: &str,
@@ -102,7 +103,7 @@ pub fn request(
             Err(e) if is_timeout(&e) => continue,
             Err(e) => return Err(format!("{method}: read: {e}")),
         };
-        if let Some(s) = presence_seq(text.as_str()) {
+        if let Some(s) = event_seq(text.as_str()) {
             seq = Some(s);
             continue;
         }
@@ -142,7 +143,7 @@ pub fn close(mut ws: Ws) {
 /// What a reader thread saw.
 #[derive(Default)]
 pub struct Seen {
-    /// (seq, arrival) of every presence event.
+    /// (seq, arrival) of every broadcast event.
     pub presence: Vec<(u64, Instant)>,
     /// Close frame received from the server: (code, reason).
     pub close: Option<(u16, String)>,
@@ -177,7 +178,7 @@ impl Reader {
                         let now = Instant::now();
                         let mut o = out.lock().unwrap();
                         o.max_frame = o.max_frame.max(t.len());
-                        if let Some(seq) = presence_seq(t.as_str()) {
+                        if let Some(seq) = event_seq(t.as_str()) {
                             o.presence.push((seq, now));
                         }
                     }

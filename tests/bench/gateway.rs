@@ -218,7 +218,15 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
     let (mut ctl, _) = ws::connect(gw.port)?;
     let me = std::process::id();
     let (g0, b0) = (gw::cpu_ticks(pid)?, gw::cpu_ticks(me)?);
-    let small = push(&mut ctl, &readers, p, "p", |i| format!("bench {i}"))?;
+    // A small event (talk.mode, ~80 bytes) measures the push path itself.
+    let small = push(
+        &mut ctl,
+        &readers,
+        p,
+        "p",
+        "talk.mode",
+        |i| json!({"enabled": true, "phase": format!("bench {i}")}),
+    )?;
     let (g1, b1) = (gw::cpu_ticks(pid)?, gw::cpu_ticks(me)?);
     let per = |t: u64| t as f64 * 1000.0 / clk as f64 / p.broadcasts as f64;
     let p99 = small.p99();
@@ -246,7 +254,19 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
 
     // --- stalled client: baseline with the same big frames, then with a client that never reads ---
     let big = "x".repeat(60_000);
-    let base = push(&mut ctl, &readers, p, "b", |i| format!("{big} {i}"))?;
+    let presence = |i: usize, text: &str| json!({"text": format!("{text} {i}"), "host": "bench"});
+    let list = push(&mut ctl, &readers, p, "l", "system-event", |i| {
+        presence(i, "bench")
+    })?;
+    rep.row(
+        &format!("presence push (the {n}-entry presence list) p50 / p99 / max"),
+        list.summary(),
+        "—".into(),
+        None,
+    );
+    let base = push(&mut ctl, &readers, p, "b", "system-event", |i| {
+        presence(i, &big)
+    })?;
     rep.row(
         "big push (60 KB text) p50 / p99 / max, no stall",
         base.summary(),
@@ -257,7 +277,9 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
     let slow_before = gw
         .slow_consumer_lines
         .load(std::sync::atomic::Ordering::Relaxed);
-    let stall = push(&mut ctl, &readers, p, "s", |i| format!("{big} {i}"))?;
+    let stall = push(&mut ctl, &readers, p, "s", "system-event", |i| {
+        presence(i, &big)
+    })?;
     let bound = (base.p99() * 2).max(base.p99() + Duration::from_millis(2));
     rep.row(
         "big push p50 / p99 / max, others during stall",
