@@ -24,6 +24,8 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(30_000);
 pub const HEALTH_INTERVAL: Duration = Duration::from_millis(60_000);
 /// After a connect, health is re-broadcast only if the cached summary is older than this.
 const HEALTH_AFTER_CONNECT: Duration = Duration::from_secs(5);
+/// Freed memory is trimmed this long after a client leaves (batched over bursts of closes).
+const TRIM_DELAY: Duration = Duration::from_secs(2);
 /// Loop turns longer than this are logged (our push-latency budget is tight).
 const SLOW_TURN: Duration = Duration::from_millis(20);
 /// At shutdown, clients get this long to finish their close handshake before sockets are cut.
@@ -98,6 +100,8 @@ pub struct Gateway {
     /// A restart scheduled by `config.apply` or a config change.
     pub restart_at: Option<(Instant, String)>,
     pub started: Instant,
+    /// When to return freed heap to the kernel after clients left.
+    pub trim_at: Option<Instant>,
     pub auth_limiter: super::ratelimit::AuthLimiter,
 }
 
@@ -117,6 +121,7 @@ impl Gateway {
             last_heartbeat: None,
             restart_at: None,
             started: Instant::now(),
+            trim_at: None,
             auth_limiter: Default::default(),
         }
     }
@@ -128,6 +133,10 @@ impl Gateway {
         loop {
             let restart = match &self.restart_at {
                 Some((at, _)) => after(at.saturating_duration_since(Instant::now())),
+                None => never(),
+            };
+            let trim = match self.trim_at {
+                Some(at) => after(at.saturating_duration_since(Instant::now())),
                 None => never(),
             };
             select! {
@@ -144,6 +153,10 @@ impl Gateway {
                 }
                 recv(ticks) -> _ => self.broadcast("tick", json!({"ts": crate::util::now_ms()}), Broadcast { droppable: true, ..Default::default() }),
                 recv(health) -> _ => { self.refresh_health(true); }
+                recv(trim) -> _ => {
+                    self.trim_at = None;
+                    crate::memory::trim();
+                }
                 recv(restart) -> _ => {
                     let reason = self.restart_at.take().map(|(_, r)| r).unwrap_or_default();
                     return LoopExit::Restart(reason);
@@ -190,9 +203,13 @@ impl Gateway {
             return;
         };
         if self.clients.is_empty() {
-            // The last client left: hand the memory its threads used back to the kernel.
+            // The last client left: hand the memory its threads used back to the kernel now,
+            // and once more when their last buffers (flushers, thread caches) are gone.
             self.clients.shrink_to_fit();
             crate::memory::trim();
+        }
+        if self.trim_at.is_none() {
+            self.trim_at = Some(Instant::now() + TRIM_DELAY);
         }
         let Some(session) = client.session else {
             return;

@@ -12,6 +12,7 @@ mod frames;
 pub mod health;
 pub mod methods;
 pub mod presence;
+mod presence_store;
 mod ratelimit;
 mod reload;
 pub mod signals;

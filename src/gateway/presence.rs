@@ -1,13 +1,11 @@
 //! Presence: the gateway's own `reason:"self"` entry plus one entry per tracked client, kept
 //! after disconnect (`reason:"disconnect"`) until it ages out (5 min, at most 200 entries).
-//!
-//! Entries are kept as serialised JSON (one allocation each) and parsed only when listed: an
-//! entry outlives its connection, and a tree of small JSON allocations interleaved with the
-//! connection's freed buffers would keep those heap pages resident for the whole TTL.
+//! Entries are kept serialised (`presence_store`) and parsed only when listed.
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
+use super::presence_store::EntryStore;
 use super::RunContext;
 use crate::util::now_ms;
 
@@ -18,23 +16,7 @@ pub struct Presence {
     pub version: u64,
     own: Value,
     /// Insertion order, oldest first.
-    entries: Vec<Entry>,
-}
-
-struct Entry {
-    key: String,
-    json: String,
-    disconnected_at: Option<u64>,
-}
-
-impl Entry {
-    fn new(key: String, value: &Value) -> Entry {
-        Entry {
-            key,
-            json: value.to_string(),
-            disconnected_at: None,
-        }
-    }
+    entries: EntryStore,
 }
 
 impl Presence {
@@ -56,7 +38,7 @@ impl Presence {
         Presence {
             version: 1,
             own,
-            entries: Vec::new(),
+            entries: EntryStore::default(),
         }
     }
 
@@ -95,24 +77,24 @@ impl Presence {
         if let Some(d) = device_id {
             entry["deviceId"] = json!(d);
         }
-        self.entries.retain(|e| e.key != key);
-        self.entries.push(Entry::new(key.clone(), &entry));
+        self.entries.remove(&key);
+        self.entries.push(&key, &entry.to_string(), None);
         self.prune();
         key
     }
 
     pub fn disconnect(&mut self, key: &str) {
-        let Some(e) = self.entries.iter_mut().find(|e| e.key == key) else {
+        let Some((json, _)) = self.entries.get(key) else {
             return;
         };
-        let Ok(mut value) = serde_json::from_str::<Value>(&e.json) else {
+        let Ok(mut value) = serde_json::from_str::<Value>(json) else {
             return;
         };
         let now = now_ms();
         value["reason"] = json!("disconnect");
         value["ts"] = json!(now);
-        e.json = value.to_string();
-        e.disconnected_at = Some(now);
+        self.entries.remove(key);
+        self.entries.push(key, &value.to_string(), Some(now));
     }
 
     /// `system-event`: records or updates an entry described by the caller.
@@ -145,19 +127,17 @@ impl Presence {
         if let Some(t) = params.get("text") {
             entry["text"] = t.clone();
         }
-        self.entries.retain(|e| e.key != key);
-        self.entries.push(Entry::new(key, &entry));
+        self.entries.remove(&key);
+        self.entries.push(&key, &entry.to_string(), None);
         self.prune();
     }
 
     fn prune(&mut self) {
         let now = now_ms();
-        self.entries.retain(|e| {
-            e.disconnected_at
-                .is_none_or(|at| now.saturating_sub(at) < TTL_MS)
-        });
+        self.entries
+            .retain(|at| at.is_none_or(|at| now.saturating_sub(at) < TTL_MS));
         let excess = self.entries.len().saturating_sub(MAX_ENTRIES - 1);
-        self.entries.drain(..excess);
+        self.entries.drop_oldest(excess);
     }
 
     /// Newest first, with the gateway's own entry always present.
@@ -167,9 +147,8 @@ impl Presence {
         own["ts"] = json!(now_ms());
         let others = self
             .entries
-            .iter()
-            .rev()
-            .filter_map(|e| serde_json::from_str(&e.json).ok());
+            .iter_json_rev()
+            .filter_map(|j| serde_json::from_str(j).ok());
         std::iter::once(own).chain(others).collect()
     }
 }
