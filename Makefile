@@ -23,8 +23,13 @@ run: build
 ## Everything CI runs: formatting, clippy, unit and integration tests.
 test: lint unit
 
+# lib, bins and integration tests (doc tests: none; benches run only under `make bench`), then
+# one closing line with the totals.
 unit:
-	$(CARGO) test --locked 2>&1 | tee target/test-output.txt; exit $${PIPESTATUS[0]}
+	@mkdir -p target
+	$(CARGO) test --locked --lib --bins --tests 2>&1 | tee target/test-output.txt; status=$${PIPESTATUS[0]}; \
+	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed;?$$/) p += $$i; if ($$(i+1) ~ /^failed;?$$/) f += $$i } } \
+	     END { printf "%d passed, %d failed\n", p, f }' target/test-output.txt; exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check

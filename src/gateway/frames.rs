@@ -88,7 +88,12 @@ impl Gateway {
             );
         }
         let started = std::time::Instant::now();
-        let result = methods::dispatch(self, conn, &method, params);
+        // A handler bug must cost one request, not the gateway: a panic becomes UNAVAILABLE.
+        let run = std::panic::AssertUnwindSafe(|| methods::dispatch(self, conn, &method, params));
+        let result = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            log::error!(target: "gateway", "handler for {method} panicked; answered UNAVAILABLE");
+            Err(RpcError::unavailable(format!("internal error in {method}")))
+        });
         log_response(&method, &result, started, &id);
         self.respond(conn, &id, result);
     }

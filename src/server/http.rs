@@ -92,7 +92,12 @@ pub fn start(ctx: Arc<HttpContext>) -> io::Result<HttpHandle> {
             threads::STACK_PARSER,
             move || {
                 while let Ok(req) = server.recv() {
-                    handle(req, &ctx, &peers);
+                    // A panicking route loses its request (the client sees the connection
+                    // drop), never the handler thread.
+                    let run = std::panic::AssertUnwindSafe(|| handle(req, &ctx, &peers));
+                    if std::panic::catch_unwind(run).is_err() {
+                        log::error!(target: "http", "request handler panicked");
+                    }
                 }
             },
         )?);

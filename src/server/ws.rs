@@ -166,9 +166,48 @@ fn run_connection(
         tx.close(1012, "service restart");
         return;
     }
+    // The loop must hear about the end of this client even if the read loop panics.
+    let guard = ClosedGuard {
+        conn,
+        events: events.clone(),
+        tx: tx.clone(),
+        sent: false,
+    };
     let (code, reason) = read_loop(&mut ws, conn, &tx, &conn_shared, &events);
-    tx.reader_finished();
-    let _ = events.send(Event::WsClosed { conn, code, reason });
+    guard.finish(code, reason);
+}
+
+/// Sends `WsClosed` exactly once: from `finish`, or from `drop` during a panic.
+struct ClosedGuard {
+    conn: ConnId,
+    events: Sender<Event>,
+    tx: ClientTx,
+    sent: bool,
+}
+
+impl ClosedGuard {
+    fn finish(mut self, code: Option<u16>, reason: String) {
+        self.sent = true;
+        self.tx.reader_finished();
+        let _ = self.events.send(Event::WsClosed {
+            conn: self.conn,
+            code,
+            reason,
+        });
+    }
+}
+
+impl Drop for ClosedGuard {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.tx.reader_finished();
+            let _ = self.events.send(Event::WsClosed {
+                conn: self.conn,
+                code: None,
+                reason: String::new(),
+            });
+        }
+    }
 }
 
 /// Reads frames until the connection ends; returns the peer's close code and reason, if any.
