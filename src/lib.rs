@@ -6,6 +6,7 @@
 // boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod gateway;

@@ -1,0 +1,10 @@
+//! The agent runtime: model references and the catalog (`models`), credentials and cooldowns
+//! (`auth`), failover (`failover`), provider wire calls (`providers`), and the on-disk session
+//! store and transcripts (`sessions`, `transcript`). See ARCHITECTURE.md for how a turn flows.
+
+pub mod auth;
+pub mod failover;
+pub mod models;
+pub mod providers;
+pub mod sessions;
+pub mod transcript;
