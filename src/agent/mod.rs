@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod failover;
 pub mod models;
+pub mod pool;
 pub mod providers;
 pub mod sessions;
 pub mod transcript;
