@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod failover;
+pub mod lanes;
 pub mod models;
 pub mod pool;
 pub mod providers;
