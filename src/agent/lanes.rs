@@ -45,7 +45,11 @@ pub struct QueuePolicy {
 impl Default for QueuePolicy {
     /// `collect`, cap 20, drop `summarize` (upstream defaults).
     fn default() -> Self {
-        QueuePolicy { mode: QueueMode::Collect, cap: 20, drop: DropPolicy::Summarize }
+        QueuePolicy {
+            mode: QueueMode::Collect,
+            cap: 20,
+            drop: DropPolicy::Summarize,
+        }
     }
 }
 
@@ -80,7 +84,11 @@ struct Lane<T> {
 
 impl<T> Default for Lane<T> {
     fn default() -> Self {
-        Lane { active: None, queue: VecDeque::new(), dropped: Vec::new() }
+        Lane {
+            active: None,
+            queue: VecDeque::new(),
+            dropped: Vec::new(),
+        }
     }
 }
 
@@ -90,7 +98,9 @@ pub struct SessionLanes<T> {
 
 impl<T> Default for SessionLanes<T> {
     fn default() -> Self {
-        SessionLanes { lanes: HashMap::new() }
+        SessionLanes {
+            lanes: HashMap::new(),
+        }
     }
 }
 
@@ -108,7 +118,13 @@ impl<T: Queued> SessionLanes<T> {
 
     /// Decides what to do with `item` for session `key`. `streaming` says whether the active run
     /// is inside its model loop (steering is only possible then).
-    pub fn admit(&mut self, key: &str, item: T, policy: &QueuePolicy, streaming: bool) -> Admission<T> {
+    pub fn admit(
+        &mut self,
+        key: &str,
+        item: T,
+        policy: &QueuePolicy,
+        streaming: bool,
+    ) -> Admission<T> {
         let lane = self.lanes.entry(key.to_string()).or_default();
         let Some(active) = lane.active.clone() else {
             return Admission::Start(item);
@@ -118,7 +134,10 @@ impl<T: Queued> SessionLanes<T> {
             QueueMode::Interrupt => {
                 let cleared = lane.queue.drain(..).collect();
                 lane.queue.push_back(item);
-                Admission::Interrupt { abort_run: active, cleared }
+                Admission::Interrupt {
+                    abort_run: active,
+                    cleared,
+                }
             }
             QueueMode::SteerBacklog if streaming => {
                 // Steered now and kept for a follow-up turn: the caller clones what it steers.
@@ -139,7 +158,11 @@ impl<T: Queued> SessionLanes<T> {
     pub fn finished(&mut self, key: &str, policy: &QueuePolicy) -> Option<T> {
         let lane = self.lanes.get_mut(key)?;
         lane.active = None;
-        let next = if policy.mode == QueueMode::Collect { take_collected(lane) } else { take_one(lane) };
+        let next = if policy.mode == QueueMode::Collect {
+            take_collected(lane)
+        } else {
+            take_one(lane)
+        };
         if next.is_none() && lane.queue.is_empty() {
             self.lanes.remove(key);
         }
@@ -148,7 +171,10 @@ impl<T: Queued> SessionLanes<T> {
 
     /// Removes everything queued for `key` (e.g. `/stop`, session delete).
     pub fn clear(&mut self, key: &str) -> Vec<T> {
-        self.lanes.get_mut(key).map(|l| l.queue.drain(..).collect()).unwrap_or_default()
+        self.lanes
+            .get_mut(key)
+            .map(|l| l.queue.drain(..).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -179,7 +205,11 @@ fn summary_line(prompt: &str) -> String {
 
 fn overflow_block(dropped: &[String]) -> String {
     let lines: Vec<String> = dropped.iter().map(|d| format!("- {d}")).collect();
-    format!("[Queue overflow] Dropped {} message(s) due to cap.\nSummary:\n{}", dropped.len(), lines.join("\n"))
+    format!(
+        "[Queue overflow] Dropped {} message(s) due to cap.\nSummary:\n{}",
+        dropped.len(),
+        lines.join("\n")
+    )
 }
 
 fn take_one<T: Queued>(lane: &mut Lane<T>) -> Option<T> {
@@ -233,7 +263,10 @@ mod tests {
     fn idle_starts_busy_queues_and_collect_merges() {
         let mut lanes = SessionLanes::default();
         let p = QueuePolicy::default();
-        assert_eq!(lanes.admit("s", m("one"), &p, false), Admission::Start(m("one")));
+        assert_eq!(
+            lanes.admit("s", m("one"), &p, false),
+            Admission::Start(m("one"))
+        );
         lanes.set_active("s", "r1");
         assert_eq!(lanes.admit("s", m("two"), &p, true), Admission::Queued);
         assert_eq!(lanes.admit("s", m("three"), &p, true), Admission::Queued);
@@ -247,9 +280,15 @@ mod tests {
     #[test]
     fn followup_runs_one_by_one_and_other_sessions_are_independent() {
         let mut lanes = SessionLanes::default();
-        let p = QueuePolicy { mode: QueueMode::Followup, ..Default::default() };
+        let p = QueuePolicy {
+            mode: QueueMode::Followup,
+            ..Default::default()
+        };
         lanes.set_active("a", "r1");
-        assert_eq!(lanes.admit("b", m("x"), &p, false), Admission::Start(m("x")));
+        assert_eq!(
+            lanes.admit("b", m("x"), &p, false),
+            Admission::Start(m("x"))
+        );
         lanes.admit("a", m("2"), &p, false);
         lanes.admit("a", m("3"), &p, false);
         assert_eq!(lanes.finished("a", &p), Some(m("2")));
@@ -261,18 +300,56 @@ mod tests {
     fn steer_interrupt_and_cap() {
         let mut lanes = SessionLanes::default();
         lanes.set_active("s", "r1");
-        let steer = QueuePolicy { mode: QueueMode::Steer, ..Default::default() };
-        assert_eq!(lanes.admit("s", m("now"), &steer, true), Admission::Steer(m("now")));
-        assert_eq!(lanes.admit("s", m("later"), &steer, false), Admission::Queued);
-        let int = QueuePolicy { mode: QueueMode::Interrupt, ..Default::default() };
-        assert_eq!(lanes.admit("s", m("stop that"), &int, true), Admission::Interrupt { abort_run: "r1".into(), cleared: vec![m("later")] });
-        let cap = QueuePolicy { mode: QueueMode::Followup, cap: 1, drop: DropPolicy::New };
-        assert_eq!(lanes.admit("s", m("over"), &cap, false), Admission::Rejected(m("over")));
-        let sum = QueuePolicy { mode: QueueMode::Followup, cap: 1, drop: DropPolicy::Summarize };
-        assert_eq!(lanes.admit("s", m("newest"), &sum, false), Admission::Queued);
+        let steer = QueuePolicy {
+            mode: QueueMode::Steer,
+            ..Default::default()
+        };
+        assert_eq!(
+            lanes.admit("s", m("now"), &steer, true),
+            Admission::Steer(m("now"))
+        );
+        assert_eq!(
+            lanes.admit("s", m("later"), &steer, false),
+            Admission::Queued
+        );
+        let int = QueuePolicy {
+            mode: QueueMode::Interrupt,
+            ..Default::default()
+        };
+        assert_eq!(
+            lanes.admit("s", m("stop that"), &int, true),
+            Admission::Interrupt {
+                abort_run: "r1".into(),
+                cleared: vec![m("later")]
+            }
+        );
+        let cap = QueuePolicy {
+            mode: QueueMode::Followup,
+            cap: 1,
+            drop: DropPolicy::New,
+        };
+        assert_eq!(
+            lanes.admit("s", m("over"), &cap, false),
+            Admission::Rejected(m("over"))
+        );
+        let sum = QueuePolicy {
+            mode: QueueMode::Followup,
+            cap: 1,
+            drop: DropPolicy::Summarize,
+        };
+        assert_eq!(
+            lanes.admit("s", m("newest"), &sum, false),
+            Admission::Queued
+        );
         let next = lanes.finished("s", &sum).unwrap();
-        assert_eq!(next.0, "[Queue overflow] Dropped 1 message(s) due to cap.\nSummary:\n- stop that\n\nnewest");
-        assert_eq!(QueueMode::parse("steer+backlog"), Some(QueueMode::SteerBacklog));
+        assert_eq!(
+            next.0,
+            "[Queue overflow] Dropped 1 message(s) due to cap.\nSummary:\n- stop that\n\nnewest"
+        );
+        assert_eq!(
+            QueueMode::parse("steer+backlog"),
+            Some(QueueMode::SteerBacklog)
+        );
         assert_eq!(QueueMode::parse("queue"), Some(QueueMode::Steer));
     }
 }

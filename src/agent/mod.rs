@@ -3,10 +3,15 @@
 //! store and transcripts (`sessions`, `transcript`). See ARCHITECTURE.md for how a turn flows.
 
 pub mod auth;
+pub mod bootstrap;
+pub mod envelope;
 pub mod failover;
 pub mod lanes;
 pub mod models;
 pub mod pool;
+pub mod prompt;
 pub mod providers;
+pub mod reply;
 pub mod sessions;
 pub mod transcript;
+pub mod turn;

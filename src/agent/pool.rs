@@ -42,7 +42,12 @@ impl Pool {
     /// Starts `width` workers (at least one) named `<name>-<n>`.
     pub fn new(name: &'static str, width: usize) -> Pool {
         let (tx, rx) = bounded(QUEUE);
-        let mut pool = Pool { name, tx, rx, workers: Vec::new() };
+        let mut pool = Pool {
+            name,
+            tx,
+            rx,
+            workers: Vec::new(),
+        };
         pool.resize(width);
         pool
     }
@@ -58,7 +63,9 @@ impl Pool {
         while self.workers.len() < width {
             let rx = self.rx.clone();
             let idx = self.workers.len();
-            match threads::spawn_named(&format!("{}-{idx}", self.name), WORKER_STACK, move || worker(rx)) {
+            match threads::spawn_named(&format!("{}-{idx}", self.name), WORKER_STACK, move || {
+                worker(rx)
+            }) {
                 Ok(h) => self.workers.push(h),
                 Err(e) => {
                     log::error!(target: "agent", "could not start worker {}-{idx}: {e}", self.name);
@@ -76,10 +83,16 @@ impl Pool {
     }
 
     /// Queues a job; `on_panic` runs (on the worker) if the job panics.
-    pub fn submit(&self, job: Job, on_panic: Box<dyn FnOnce() + Send + 'static>) -> Result<(), SubmitError> {
+    pub fn submit(
+        &self,
+        job: Job,
+        on_panic: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Result<(), SubmitError> {
         match self.tx.try_send(Msg::Run(job, on_panic)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => Err(SubmitError::Busy),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                Err(SubmitError::Busy)
+            }
         }
     }
 }
@@ -143,8 +156,13 @@ mod tests {
         let pool = Pool::new("p", 1);
         let (tx, rx) = bounded(4);
         let tx2 = tx.clone();
-        pool.submit(Box::new(|| panic!("boom")), Box::new(move || tx2.send("panicked").unwrap())).unwrap();
-        pool.submit(Box::new(move || tx.send("ran").unwrap()), Box::new(|| {})).unwrap();
+        pool.submit(
+            Box::new(|| panic!("boom")),
+            Box::new(move || tx2.send("panicked").unwrap()),
+        )
+        .unwrap();
+        pool.submit(Box::new(move || tx.send("ran").unwrap()), Box::new(|| {}))
+            .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "panicked");
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "ran");
     }

@@ -1,1 +1,591 @@
-//! (in progress) see src/agent/mod.rs.
+//! Session transcripts in pi-coding-agent's v3 JSONL format (agents.md §4.1): parsing with
+//! upstream's tolerance (bad lines skipped, no header → empty), the id/parentId tree and its
+//! leaf, appends that write one line per `write(2)` with O_APPEND, pi's rule that nothing reaches
+//! the disk before the first assistant message, v1/v2 migration, and the `<file>.lock` write lock
+//! upstream's runner holds during an attempt. History building and repairs are in
+//! `transcript_history.rs`.
+
+#[path = "transcript_history.rs"]
+mod history;
+pub use history::*;
+#[path = "transcript_chat.rs"]
+mod chat;
+pub use chat::*;
+#[path = "transcript_lock.rs"]
+mod lock;
+pub use lock::*;
+
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub const CURRENT_SESSION_VERSION: u64 = 3;
+
+type Entry = Map<String, Value>;
+
+/// How the file relates to what is in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disk {
+    /// The file holds the header and every entry; new entries are appended.
+    Flushed,
+    /// Nothing of the buffered entries is on disk; the first flush writes header + entries,
+    /// replacing whatever the file holds.
+    Pending,
+}
+
+/// One transcript file, parsed.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    path: PathBuf,
+    header: Option<Entry>,
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+    /// Position in `entries` of the entry new ones attach to; `None` = a new root.
+    leaf: Option<usize>,
+    disk: Disk,
+    has_assistant: bool,
+    /// The file does not end in "\n" (a torn last line): the next append starts a fresh line.
+    needs_newline: bool,
+    skipped_lines: usize,
+    migrated: bool,
+}
+
+impl Transcript {
+    /// Parses a transcript as upstream's loader does: lines that are not JSON are skipped, and a
+    /// file whose first parsed line is not a `session` header with a string id has no entries.
+    pub fn parse(path: impl Into<PathBuf>, text: &str) -> Transcript {
+        let mut t = Transcript::empty(path.into());
+        let (values, skipped) = parse_lines(text);
+        t.skipped_lines = skipped;
+        t.needs_newline = !text.is_empty() && !text.ends_with('\n');
+        let mut values = values.into_iter();
+        let header = values.next().and_then(valid_header);
+        let Some(header) = header else {
+            return t;
+        };
+        t.header = Some(header);
+        t.entries = values.filter_map(into_object).collect();
+        t.migrated = migrate(&mut t);
+        t.rebuild_index();
+        t.disk = Disk::Flushed;
+        t
+    }
+
+    /// Reads a transcript (read-only use: history, previews). A missing file is `NotFound`.
+    pub fn read(path: impl Into<PathBuf>) -> io::Result<Transcript> {
+        let path = path.into();
+        let text = fs::read_to_string(&path)?;
+        Ok(Transcript::parse(path, &text))
+    }
+
+    /// A new session that exists only in memory until its first assistant message, when the
+    /// header and all buffered entries are written together (pi's `newSession`).
+    pub fn create_pending(
+        path: impl Into<PathBuf>,
+        session_id: &str,
+        cwd: &str,
+        parent_session: Option<&str>,
+    ) -> Transcript {
+        let mut t = Transcript::empty(path.into());
+        let mut h = Map::new();
+        h.insert("type".into(), json!("session"));
+        h.insert("version".into(), json!(CURRENT_SESSION_VERSION));
+        h.insert("id".into(), json!(session_id));
+        h.insert("timestamp".into(), json!(crate::util::iso_now()));
+        h.insert("cwd".into(), json!(cwd));
+        if let Some(parent) = parent_session {
+            h.insert("parentSession".into(), json!(parent));
+        }
+        t.header = Some(h);
+        t
+    }
+
+    /// Opens a transcript to append to (pi's `SessionManager.open`): an existing valid file is
+    /// continued; a missing or headerless one becomes a pending new session. Old versions are
+    /// migrated and the file rewritten, as pi does.
+    pub fn open(path: impl Into<PathBuf>, session_id: &str, cwd: &str) -> io::Result<Transcript> {
+        let path = path.into();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Transcript::create_pending(path, session_id, cwd, None));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut t = Transcript::parse(path.clone(), &text);
+        if t.header.is_none() {
+            set_aside_unreadable(&path, &text);
+            return Ok(Transcript::create_pending(path, session_id, cwd, None));
+        }
+        if !t.has_assistant {
+            // The file holds at most a header and user lines: rewrite it whole on first flush.
+            t.disk = Disk::Pending;
+        } else if t.migrated {
+            t.rewrite()?;
+        }
+        Ok(t)
+    }
+
+    /// Opens the transcript for an agent run, as moltbot's `prepareSessionManagerForRun` does on
+    /// top of `open`: a file with a header but no assistant message keeps only its header, so
+    /// the first flush writes header → user → assistant in order.
+    pub fn open_for_run(
+        path: impl Into<PathBuf>,
+        session_id: &str,
+        cwd: &str,
+    ) -> io::Result<Transcript> {
+        let mut t = Transcript::open(path, session_id, cwd)?;
+        if t.disk == Disk::Pending && !t.entries.is_empty() {
+            t.entries.clear();
+            t.rebuild_index();
+        }
+        Ok(t)
+    }
+
+    fn empty(path: PathBuf) -> Transcript {
+        Transcript {
+            path,
+            header: None,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            leaf: None,
+            disk: Disk::Pending,
+            has_assistant: false,
+            needs_newline: false,
+            skipped_lines: 0,
+            migrated: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> Option<&Map<String, Value>> {
+        self.header.as_ref()
+    }
+
+    /// The header's `id` (moltbot keeps it equal to the `sessionId` in `sessions.json`).
+    pub fn session_id(&self) -> Option<&str> {
+        self.header.as_ref()?.get("id")?.as_str()
+    }
+
+    /// Every entry after the header, in file order.
+    pub fn entries(&self) -> &[Map<String, Value>] {
+        &self.entries
+    }
+
+    /// Lines skipped because they were not JSON (a torn last line counts here).
+    pub fn skipped_lines(&self) -> usize {
+        self.skipped_lines
+    }
+
+    /// Whether the header and entries are on disk (false until the first assistant message).
+    pub fn is_flushed(&self) -> bool {
+        self.disk == Disk::Flushed
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Map<String, Value>> {
+        self.index.get(id).map(|&i| &self.entries[i])
+    }
+
+    pub fn leaf(&self) -> Option<&Map<String, Value>> {
+        self.leaf.map(|i| &self.entries[i])
+    }
+
+    pub fn leaf_id(&self) -> Option<&str> {
+        self.leaf()?.get("id")?.as_str()
+    }
+
+    /// Moves the leaf (pi's `branch`/`resetLeaf`): the next entry becomes a child of `id`, or a
+    /// new root for `None`. Nothing is written. False when `id` is unknown.
+    pub fn set_leaf(&mut self, id: Option<&str>) -> bool {
+        match id {
+            None => {
+                self.leaf = None;
+                true
+            }
+            Some(id) => match self.index.get(id) {
+                Some(&i) => {
+                    self.leaf = Some(i);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// The current branch, root first: the leaf and its ancestors by `parentId`. An entry
+    /// without a known parent is a root; a parent cycle stops the walk.
+    pub fn branch(&self) -> Vec<&Map<String, Value>> {
+        let mut path = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cur = self.leaf;
+        while let Some(i) = cur {
+            if !seen.insert(i) {
+                break;
+            }
+            let entry = &self.entries[i];
+            path.push(entry);
+            cur = entry
+                .get("parentId")
+                .and_then(Value::as_str)
+                .and_then(|p| self.index.get(p).copied());
+        }
+        path.reverse();
+        path
+    }
+
+    /// Appends `{"type":"message","id","parentId","timestamp","message"}`; returns the id.
+    pub fn append_message(&mut self, message: Value) -> io::Result<String> {
+        let mut e = self.new_entry("message");
+        e.insert("message".into(), message);
+        self.append(e)
+    }
+
+    pub fn append_thinking_level_change(&mut self, level: &str) -> io::Result<String> {
+        let mut e = self.new_entry("thinking_level_change");
+        e.insert("thinkingLevel".into(), json!(level));
+        self.append(e)
+    }
+
+    pub fn append_model_change(&mut self, provider: &str, model_id: &str) -> io::Result<String> {
+        let mut e = self.new_entry("model_change");
+        e.insert("provider".into(), json!(provider));
+        e.insert("modelId".into(), json!(model_id));
+        self.append(e)
+    }
+
+    /// A compaction: later history starts with `summary`, then the entries from
+    /// `first_kept_entry_id` on. Nothing is deleted from the file.
+    pub fn append_compaction(
+        &mut self,
+        summary: &str,
+        first_kept_entry_id: &str,
+        tokens_before: u64,
+        details: Option<Value>,
+        from_hook: Option<bool>,
+    ) -> io::Result<String> {
+        let mut e = self.new_entry("compaction");
+        e.insert("summary".into(), json!(summary));
+        e.insert("firstKeptEntryId".into(), json!(first_kept_entry_id));
+        e.insert("tokensBefore".into(), json!(tokens_before));
+        if let Some(d) = details {
+            e.insert("details".into(), d);
+        }
+        if let Some(h) = from_hook {
+            e.insert("fromHook".into(), json!(h));
+        }
+        self.append(e)
+    }
+
+    /// A `custom` entry (not part of the model context), e.g. `model-snapshot`,
+    /// `moltbot.cache-ttl`. pi puts `customType` and `data` before the tree fields.
+    pub fn append_custom(&mut self, custom_type: &str, data: Value) -> io::Result<String> {
+        let mut e = Map::new();
+        e.insert("type".into(), json!("custom"));
+        e.insert("customType".into(), json!(custom_type));
+        e.insert("data".into(), data);
+        e.extend(self.new_entry("custom").into_iter().skip(1));
+        self.append(e)
+    }
+
+    /// Synthetic error results for tool calls of the branch's last assistant message that have
+    /// none (moltbot's tool-result guard at the end of an attempt); returns how many.
+    pub fn append_missing_tool_results(&mut self) -> io::Result<usize> {
+        let missing = pending_tool_calls(&self.branch());
+        for (id, name) in &missing {
+            self.append_message(missing_tool_result(id, name.as_deref()))?;
+        }
+        Ok(missing.len())
+    }
+
+    fn new_entry(&self, kind: &str) -> Entry {
+        let mut e = Map::new();
+        e.insert("type".into(), json!(kind));
+        e.insert("id".into(), json!(self.fresh_id()));
+        let parent = self.leaf_id().map_or(Value::Null, |p| json!(p));
+        e.insert("parentId".into(), parent);
+        e.insert("timestamp".into(), json!(crate::util::iso_now()));
+        e
+    }
+
+    /// 8 hex characters, unique in this file (pi's `generateId`).
+    fn fresh_id(&self) -> String {
+        for _ in 0..100 {
+            let id = crate::util::random_hex(4);
+            if !self.index.contains_key(&id) {
+                return id;
+            }
+        }
+        crate::util::uuid_v4()
+    }
+
+    fn append(&mut self, entry: Entry) -> io::Result<String> {
+        let id = entry
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        self.has_assistant |= is_assistant_message(&entry);
+        let line = js_compact(&Value::Object(entry.clone()));
+        self.index.insert(id.clone(), self.entries.len());
+        self.leaf = Some(self.entries.len());
+        self.entries.push(entry);
+        self.persist(&line)?;
+        Ok(id)
+    }
+
+    /// pi's `_persist`: buffered until an assistant message exists, then header + everything.
+    fn persist(&mut self, line: &str) -> io::Result<()> {
+        if !self.has_assistant {
+            return Ok(());
+        }
+        if self.disk == Disk::Pending {
+            return self.rewrite();
+        }
+        match append_line(&self.path, line, self.needs_newline) {
+            Ok(()) => {
+                self.needs_newline = false;
+                Ok(())
+            }
+            // The file was archived or deleted under us: start it again, header first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.rewrite(),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes header + all entries to a temp file and renames it over the transcript, so a
+    /// crash leaves the old file or the whole new one.
+    fn rewrite(&mut self) -> io::Result<()> {
+        let mut text = String::new();
+        for e in self.header.iter().chain(self.entries.iter()) {
+            text.push_str(&js_compact(&Value::Object(e.clone())));
+            text.push('\n');
+        }
+        replace_file(&self.path, text.as_bytes())?;
+        self.disk = Disk::Flushed;
+        self.needs_newline = false;
+        Ok(())
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        self.has_assistant = false;
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Some(id) = e.get("id").and_then(Value::as_str) {
+                self.index.insert(id.to_string(), i);
+            }
+            self.has_assistant |= is_assistant_message(e);
+        }
+        // pi's leaf is the last entry in the file, whatever its parent.
+        self.leaf = self.entries.len().checked_sub(1);
+    }
+}
+
+fn is_assistant_message(e: &Entry) -> bool {
+    e.get("type").and_then(Value::as_str) == Some("message")
+        && message_field(e, "role").and_then(Value::as_str) == Some("assistant")
+}
+
+/// A field of a `message` entry's message.
+pub(crate) fn message_field<'a>(e: &'a Entry, key: &str) -> Option<&'a Value> {
+    e.get("message")?.get(key)
+}
+
+fn into_object(v: Value) -> Option<Entry> {
+    match v {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn valid_header(v: Value) -> Option<Entry> {
+    let h = into_object(v)?;
+    let ok = h.get("type").and_then(Value::as_str) == Some("session")
+        && h.get("id").is_some_and(Value::is_string);
+    ok.then_some(h)
+}
+
+/// `content.trim().split("\n")`, each non-blank line through `JSON.parse`, failures counted.
+pub(crate) fn parse_lines(text: &str) -> (Vec<Value>, usize) {
+    let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let mut values = Vec::new();
+    let mut skipped = 0;
+    for line in trimmed.split('\n').filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => values.push(v),
+            Err(_) => skipped += 1,
+        }
+    }
+    (values, skipped)
+}
+
+/// pi's v1→v2 (ids and a linear parent chain; compaction index → id) and v2→v3 (`hookMessage`
+/// role → `custom`). Returns whether anything changed.
+fn migrate(t: &mut Transcript) -> bool {
+    let version = t
+        .header
+        .as_ref()
+        .and_then(|h| h.get("version"))
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    if version >= CURRENT_SESSION_VERSION {
+        return false;
+    }
+    if version < 2 {
+        add_tree_ids(&mut t.entries);
+    }
+    for e in &mut t.entries {
+        let Some(role) = e.get_mut("message").and_then(|m| m.get_mut("role")) else {
+            continue;
+        };
+        if role == "hookMessage" {
+            *role = json!("custom");
+        }
+    }
+    if let Some(h) = t.header.as_mut() {
+        h.insert("version".into(), json!(CURRENT_SESSION_VERSION));
+    }
+    true
+}
+
+fn add_tree_ids(entries: &mut [Entry]) {
+    let mut prev: Option<String> = None;
+    let mut ids = Vec::with_capacity(entries.len());
+    for e in entries.iter_mut() {
+        let id = crate::util::random_hex(4);
+        e.insert("id".into(), json!(id));
+        e.insert(
+            "parentId".into(),
+            prev.as_ref().map_or(Value::Null, |p| json!(p)),
+        );
+        prev = Some(id.clone());
+        ids.push(id);
+    }
+    for e in entries.iter_mut() {
+        let Some(index) = e.get("firstKeptEntryIndex").and_then(Value::as_u64) else {
+            continue;
+        };
+        // The v1 index counts the header as entry 0.
+        let target = (index as usize).checked_sub(1).and_then(|i| ids.get(i));
+        if let Some(id) = target {
+            e.insert("firstKeptEntryId".into(), json!(id));
+        }
+        e.shift_remove("firstKeptEntryIndex");
+    }
+}
+
+/// One `write(2)` of one line with O_APPEND: a kill -9 leaves every earlier line intact and at
+/// worst a torn last line, which readers skip. No `create`: a missing file is the caller's cue
+/// to rewrite it whole.
+fn append_line(path: &Path, line: &str, newline_first: bool) -> io::Result<()> {
+    let mut buf = String::with_capacity(line.len() + 2);
+    if newline_first {
+        buf.push('\n');
+    }
+    buf.push_str(line);
+    buf.push('\n');
+    let mut f = OpenOptions::new().append(true).open(path)?;
+    f.write_all(buf.as_bytes())
+}
+
+/// Temp file + rename, with the process umask's mode as upstream's transcripts have.
+fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        crate::util::uuid_v4()
+    ));
+    let tmp = PathBuf::from(name);
+    let result = fs::write(&tmp, data).and_then(|_| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A file with content but no valid header would be ignored forever; keep it beside the new
+/// transcript (`<file>.bak.<ms>`) instead of appending to it as pi would.
+fn set_aside_unreadable(path: &Path, text: &str) {
+    if text.trim().is_empty() {
+        return;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".bak.{}", crate::util::now_ms()));
+    log::warn!(
+        "transcript {} has no valid session header; moved to {}",
+        path.display(),
+        Path::new(&name).display()
+    );
+    let _ = fs::rename(path, &name);
+}
+
+/// `JSON.stringify(value)`: the config writer's `JSON.stringify(value, null, 2)` output (same
+/// number and string formatting) with the layout whitespace removed.
+pub fn js_compact(value: &Value) -> String {
+    let pretty = crate::config::json5::to_pretty_string(value);
+    let mut out = String::with_capacity(pretty.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in pretty.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_json_matches_json_stringify() {
+        let v = json!({"a": "x: y, \"z\"", "b": [1, 2.5, 1e21], "c": {"d": null}, "e": "\n"});
+        assert_eq!(
+            js_compact(&v),
+            r#"{"a":"x: y, \"z\"","b":[1,2.5,1e+21],"c":{"d":null},"e":"\n"}"#
+        );
+    }
+
+    #[test]
+    fn ids_are_eight_hex_and_unique() {
+        let mut t = Transcript::create_pending("/nonexistent/t.jsonl", "s", "/w", None);
+        let mut ids = HashSet::new();
+        for _ in 0..50 {
+            // Buffered (no assistant yet), so nothing touches the disk.
+            let id = t.append_thinking_level_change("low").unwrap();
+            assert!(id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert!(ids.insert(id));
+        }
+        assert_eq!(t.branch().len(), 50);
+    }
+
+    #[test]
+    fn parent_cycles_do_not_hang() {
+        let text = concat!(
+            "{\"type\":\"session\",\"version\":3,\"id\":\"s\",\"timestamp\":\"2026-01-27T10:00:00.000Z\",\"cwd\":\"/\"}\n",
+            "{\"type\":\"custom\",\"id\":\"aaaaaaaa\",\"parentId\":\"bbbbbbbb\",\"timestamp\":\"2026-01-27T10:00:00.000Z\"}\n",
+            "{\"type\":\"custom\",\"id\":\"bbbbbbbb\",\"parentId\":\"aaaaaaaa\",\"timestamp\":\"2026-01-27T10:00:00.000Z\"}\n",
+        );
+        let t = Transcript::parse("/x", text);
+        assert_eq!(t.branch().len(), 2);
+    }
+}

@@ -267,6 +267,7 @@ fn run_once(
         },
         listener: None,
         http: http.clone(),
+        events: events_tx.clone(),
     };
     let mut server = server::start(
         listeners,

@@ -103,10 +103,12 @@ pub struct Gateway {
     /// When to return freed heap to the kernel after clients left.
     pub trim_at: Option<Instant>,
     pub auth_limiter: super::ratelimit::AuthLimiter,
+    pub chat: super::chat::Chat,
 }
 
 impl Gateway {
     pub fn new(ctx: RunContext, snapshot: Arc<Snapshot>) -> Self {
+        let width = super::chat::pool_width(&snapshot.config);
         let devices = DeviceStore::load(&ctx.state.devices_dir());
         let presence = Presence::new(&ctx);
         Gateway {
@@ -123,6 +125,7 @@ impl Gateway {
             started: Instant::now(),
             trim_at: None,
             auth_limiter: Default::default(),
+            chat: super::chat::Chat::new(width),
         }
     }
 
@@ -176,6 +179,8 @@ impl Gateway {
                 return Some(LoopExit::Stop(sig));
             }
             Event::ConfigFileChanged => return self.on_config_file_changed(),
+            Event::Turn { run_id, update } => self.on_turn_update(&run_id, update),
+            Event::TurnDone { run_id, outcome } => self.on_turn_done(&run_id, outcome),
         }
         None
     }
@@ -364,5 +369,8 @@ impl Gateway {
     pub fn swap_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.snapshot = snap;
         self.ctx.apply_hot_settings(&self.snapshot);
+        // maxConcurrent is read on reload, as upstream sets lane widths on hot reload.
+        self.chat
+            .resize(super::chat::pool_width(&self.snapshot.config));
     }
 }

@@ -28,6 +28,16 @@ pub enum Event {
     Signal(Signal),
     /// The config file changed on disk (from the watcher; already debounced).
     ConfigFileChanged,
+    /// Progress of an agent turn, from its worker.
+    Turn {
+        run_id: String,
+        update: crate::agent::turn::TurnUpdate,
+    },
+    /// An agent turn ended (its transcript is already written).
+    TurnDone {
+        run_id: String,
+        outcome: crate::agent::turn::TurnOutcome,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,9 +3,11 @@
 
 pub mod auth;
 mod boot;
+pub mod chat;
 pub mod connect;
 mod connect_params;
 pub mod core;
+mod dedupe;
 pub mod device;
 pub mod event;
 mod frames;
@@ -42,6 +44,8 @@ pub struct RunContext {
     pub primary_ip: String,
     pub listener: Option<Arc<ListenerShared>>,
     pub http: Arc<HttpContext>,
+    /// The loop's own inbox, for threads it starts (agent workers).
+    pub events: crossbeam_channel::Sender<event::Event>,
 }
 
 impl RunContext {

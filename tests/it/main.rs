@@ -1,7 +1,12 @@
 //! Integration tests: each starts the real `moltbot` binary on 127.0.0.1:0 with a temp state dir
 //! and talks to it over real sockets.
 
+#[path = "../fakes/llm.rs"]
+mod llm;
 mod support;
+
+/// Agent turns over WebSocket against the loopback fake LLM.
+mod chat;
 
 /// Config files at start: the seed config, invalid files, includes and env vars, writes.
 mod config_files;

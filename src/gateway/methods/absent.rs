@@ -50,11 +50,7 @@ pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> RpcResult {
         "node.invoke.result" | "node.event" => Ok(json!({"ok": true})),
         "exec.approvals.get" => Ok(exec_approvals()),
         "exec.approval.resolve" => Err(RpcError::invalid("unknown approval id")),
-        "chat.history" => Ok(
-            json!({"sessionKey": str_param(params, "sessionKey").unwrap_or("main"), "messages": [], "thinkingLevel": "off"}),
-        ),
         "sessions.preview" => Ok(previews(params, now)),
-        "chat.abort" => Ok(json!({"ok": true, "aborted": false, "runIds": []})),
         _ => Err(RpcError::unavailable(unavailable_text(method))),
     }
 }

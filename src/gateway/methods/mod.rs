@@ -2,6 +2,7 @@
 //! `handleGatewayRequest`, the error shape, and the name → handler table.
 
 mod absent;
+mod chat;
 mod config;
 mod devices;
 mod params;
@@ -272,6 +273,9 @@ pub fn dispatch(gw: &mut Gateway, conn: ConnId, method: &str, params: Value) -> 
         return r;
     }
     if let Some(r) = devices::handle(gw, method, &params) {
+        return r;
+    }
+    if let Some(r) = chat::handle(gw, method, &params) {
         return r;
     }
     absent::handle(gw, method, &params)

@@ -1,0 +1,583 @@
+//! Anthropic Messages (`anthropic-messages`, agents.md §2.2): request headers and body built from
+//! pi messages, and the SSE decoder (`message_start` … `message_stop`, mid-stream `error`).
+
+use super::assistant::{Assistant, Block, StopReason, Usage};
+use super::error::{anthropic_http_message, anthropic_stream_message, ProviderError};
+use super::sse::SseEvent;
+use super::transform::{sanitize_id, transform_messages};
+use super::{
+    join_url, merge_headers, parse_data, str_of, u64_of, Credential, Decoder, Request,
+    ThinkingLevel, ToolSpec,
+};
+use crate::agent::providers::transport::HttpCall;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+const VERSION: &str = "2023-06-01";
+const BETAS: &str = "fine-grained-tool-streaming-2025-05-14,interleaved-thinking-2025-05-14";
+const OAUTH_BETAS: &str = "claude-code-20250219,oauth-2025-04-20";
+const CLAUDE_CODE_UA: &str = "claude-cli/2.1.2 (external, cli)";
+const CLAUDE_CODE_IDENTITY: &str = "You are Claude Code, Anthropic's official CLI for Claude.";
+/// Claude Code's tool names; in OAuth mode matching tools are sent in this casing.
+const CLAUDE_CODE_TOOLS: [&str; 17] = [
+    "Read",
+    "Write",
+    "Edit",
+    "Bash",
+    "Grep",
+    "Glob",
+    "AskUserQuestion",
+    "EnterPlanMode",
+    "ExitPlanMode",
+    "KillShell",
+    "NotebookEdit",
+    "Skill",
+    "Task",
+    "TaskOutput",
+    "TodoWrite",
+    "WebFetch",
+    "WebSearch",
+];
+
+/// Setup tokens and OAuth access tokens go out as Bearer with Claude Code's identity.
+fn is_oauth(cred: &Credential) -> bool {
+    match cred {
+        Credential::Bearer(_) => true,
+        Credential::ApiKey(k) => k.contains("sk-ant-oat"),
+    }
+}
+
+fn to_claude_code_name(name: &str) -> String {
+    CLAUDE_CODE_TOOLS
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_string(), |t| t.to_string())
+}
+
+fn from_claude_code_name(name: &str, tools: &[ToolSpec]) -> String {
+    tools
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_string(), |t| t.name.clone())
+}
+
+pub(crate) fn prepare(req: &Request) -> (HttpCall, Box<dyn Decoder>) {
+    let oauth = is_oauth(&req.credential);
+    let call = HttpCall {
+        url: join_url(&req.target.base_url, "/v1/messages"),
+        headers: headers(req, oauth),
+        body: serde_json::to_vec(&body(req, oauth)).unwrap_or_default(),
+        timeout: req.timeout,
+    };
+    let decoder = AnthropicDecoder {
+        oauth,
+        tools: req.tools.clone(),
+        blocks: HashMap::new(),
+        started: false,
+    };
+    (call, Box::new(decoder))
+}
+
+fn headers(req: &Request, oauth: bool) -> Vec<(String, String)> {
+    let key = req.credential.secret();
+    let h = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let mut base = vec![
+        h("accept", "application/json"),
+        h("content-type", "application/json"),
+        h("anthropic-version", VERSION),
+        h("anthropic-dangerous-direct-browser-access", "true"),
+    ];
+    if oauth {
+        base.push(h("authorization", &format!("Bearer {key}")));
+        base.push(h("anthropic-beta", &format!("{OAUTH_BETAS},{BETAS}")));
+        base.push(h("user-agent", CLAUDE_CODE_UA));
+        base.push(h("x-app", "cli"));
+    } else {
+        base.push(h("x-api-key", key));
+        base.push(h("anthropic-beta", BETAS));
+        base.push(h(
+            "user-agent",
+            concat!("moltbot/", env!("CARGO_PKG_VERSION")),
+        ));
+        if req.target.auth_header {
+            base.push(h("authorization", &format!("Bearer {key}")));
+        }
+    }
+    merge_headers(base, &req.target.headers)
+}
+
+/// Thinking budget per level (§2.1); `xhigh` uses `high`'s.
+fn budget(level: ThinkingLevel) -> Option<u32> {
+    match level {
+        ThinkingLevel::Off => None,
+        ThinkingLevel::Minimal => Some(1024),
+        ThinkingLevel::Low => Some(2048),
+        ThinkingLevel::Medium => Some(8192),
+        ThinkingLevel::High | ThinkingLevel::XHigh => Some(16384),
+    }
+}
+
+/// `(max_tokens, thinking budget)`: the budget is added on top of the output allowance, capped
+/// at the model's limit, and shrunk when that leaves no room for output.
+fn token_plan(req: &Request) -> (u32, Option<u32>) {
+    let base = req.base_max_tokens();
+    let Some(mut b) = budget(req.thinking) else {
+        return (base, None);
+    };
+    let max = base.saturating_add(b).min(req.target.max_tokens);
+    if max <= b {
+        b = max.saturating_sub(1024);
+    }
+    (max, Some(b))
+}
+
+pub(crate) fn body(req: &Request, oauth: bool) -> Value {
+    let (max_tokens, budget) = token_plan(req);
+    let mut b = Map::new();
+    b.insert("model".into(), req.target.model_id.clone().into());
+    b.insert(
+        "messages".into(),
+        Value::Array(convert_messages(req, oauth)),
+    );
+    b.insert("max_tokens".into(), max_tokens.into());
+    b.insert("stream".into(), true.into());
+    let ephemeral = || json!({"type": "ephemeral"});
+    let mut system = Vec::new();
+    if oauth {
+        system.push(
+            json!({"type": "text", "text": CLAUDE_CODE_IDENTITY, "cache_control": ephemeral()}),
+        );
+    }
+    if !req.system.is_empty() {
+        system.push(json!({"type": "text", "text": req.system, "cache_control": ephemeral()}));
+    }
+    if !system.is_empty() {
+        b.insert("system".into(), Value::Array(system));
+    }
+    if let Some(t) = req.temperature {
+        b.insert("temperature".into(), t.into());
+    }
+    if !req.tools.is_empty() {
+        let tools = req.tools.iter().map(|t| convert_tool(t, oauth)).collect();
+        b.insert("tools".into(), Value::Array(tools));
+    }
+    if let (Some(budget), true) = (budget, req.target.reasoning) {
+        b.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
+    }
+    Value::Object(b)
+}
+
+/// Only `type`, `properties` and `required` of the root schema survive.
+fn convert_tool(t: &ToolSpec, oauth: bool) -> Value {
+    let name = if oauth {
+        to_claude_code_name(&t.name)
+    } else {
+        t.name.clone()
+    };
+    let props = t.parameters.get("properties").cloned().unwrap_or(json!({}));
+    let required = t.parameters.get("required").cloned().unwrap_or(json!([]));
+    json!({
+        "name": name,
+        "description": t.description,
+        "input_schema": {"type": "object", "properties": props, "required": required},
+    })
+}
+
+fn convert_messages(req: &Request, oauth: bool) -> Vec<Value> {
+    let msgs = transform_messages(&req.messages, &req.target, &|id| sanitize_id(id, 64));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < msgs.len() {
+        let msg = &msgs[i];
+        match str_of(msg, "role") {
+            "user" => out.extend(convert_user(msg, req.target.input_images)),
+            "assistant" => out.extend(convert_assistant(msg, oauth)),
+            "toolResult" => {
+                // Consecutive results travel as one user message.
+                let mut results = Vec::new();
+                while i < msgs.len() && str_of(&msgs[i], "role") == "toolResult" {
+                    results.push(convert_tool_result(&msgs[i]));
+                    i += 1;
+                }
+                out.push(json!({"role": "user", "content": results}));
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    mark_last_user_block(&mut out);
+    out
+}
+
+fn image_block(b: &Value) -> Value {
+    json!({"type": "image", "source": {
+        "type": "base64", "media_type": str_of(b, "mimeType"), "data": str_of(b, "data")}})
+}
+
+fn convert_user(msg: &Value, images: bool) -> Option<Value> {
+    let content = msg.get("content")?;
+    if let Some(s) = content.as_str() {
+        return (!s.trim().is_empty()).then(|| json!({"role": "user", "content": s}));
+    }
+    let blocks: Vec<Value> = content
+        .as_array()?
+        .iter()
+        .filter_map(|b| match str_of(b, "type") {
+            "text" => {
+                let text = str_of(b, "text");
+                (!text.trim().is_empty()).then(|| json!({"type": "text", "text": text}))
+            }
+            "image" if images => Some(image_block(b)),
+            _ => None,
+        })
+        .collect();
+    (!blocks.is_empty()).then(|| json!({"role": "user", "content": blocks}))
+}
+
+fn convert_assistant(msg: &Value, oauth: bool) -> Option<Value> {
+    let blocks: Vec<Value> = msg
+        .get("content")?
+        .as_array()?
+        .iter()
+        .filter_map(|b| match str_of(b, "type") {
+            "text" => {
+                let text = str_of(b, "text");
+                (!text.trim().is_empty()).then(|| json!({"type": "text", "text": text}))
+            }
+            "thinking" => {
+                let thinking = str_of(b, "thinking");
+                let sig = str_of(b, "thinkingSignature");
+                if thinking.trim().is_empty() {
+                    None
+                } else if sig.trim().is_empty() {
+                    // Unsigned thinking (an aborted stream) would be rejected: send it as text.
+                    Some(json!({"type": "text", "text": thinking}))
+                } else {
+                    Some(json!({"type": "thinking", "thinking": thinking, "signature": sig}))
+                }
+            }
+            "toolCall" => {
+                let name = str_of(b, "name");
+                let name = if oauth {
+                    to_claude_code_name(name)
+                } else {
+                    name.to_string()
+                };
+                let input = b.get("arguments").cloned().unwrap_or(json!({}));
+                Some(json!({"type": "tool_use", "id": str_of(b, "id"), "name": name, "input": input}))
+            }
+            _ => None,
+        })
+        .collect();
+    (!blocks.is_empty()).then(|| json!({"role": "assistant", "content": blocks}))
+}
+
+fn convert_tool_result(msg: &Value) -> Value {
+    json!({
+        "type": "tool_result",
+        "tool_use_id": str_of(msg, "toolCallId"),
+        "content": tool_result_content(msg),
+        "is_error": msg.get("isError").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+/// Joined text, or a block array when images are present (image-only gets a text lead-in).
+fn tool_result_content(msg: &Value) -> Value {
+    let (text, images) = super::tool_result_text(msg);
+    if !images {
+        return Value::String(text);
+    }
+    let mut blocks: Vec<Value> = msg
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|b| match str_of(b, "type") {
+            "image" => image_block(b),
+            _ => json!({"type": "text", "text": str_of(b, "text")}),
+        })
+        .collect();
+    if !blocks.iter().any(|b| str_of(b, "type") == "text") {
+        blocks.insert(0, json!({"type": "text", "text": "(see attached image)"}));
+    }
+    Value::Array(blocks)
+}
+
+/// Prompt caching: the last block of a trailing user message gets `cache_control`.
+fn mark_last_user_block(msgs: &mut [Value]) {
+    let Some(last) = msgs.last_mut() else {
+        return;
+    };
+    if str_of(last, "role") != "user" {
+        return;
+    }
+    let Some(block) = last
+        .get_mut("content")
+        .and_then(Value::as_array_mut)
+        .and_then(|a| a.last_mut())
+    else {
+        return;
+    };
+    if matches!(str_of(block, "type"), "text" | "image" | "tool_result") {
+        block["cache_control"] = json!({"type": "ephemeral"});
+    }
+}
+
+fn map_stop_reason(reason: &str) -> Option<StopReason> {
+    Some(match reason {
+        "end_turn" | "pause_turn" | "stop_sequence" => StopReason::Stop,
+        "max_tokens" => StopReason::Length,
+        "tool_use" => StopReason::ToolUse,
+        "refusal" => StopReason::Error,
+        _ => return None,
+    })
+}
+
+struct AnthropicDecoder {
+    oauth: bool,
+    tools: Vec<ToolSpec>,
+    /// Anthropic's block `index` → position in our content (removed at `content_block_stop`).
+    blocks: HashMap<u64, usize>,
+    started: bool,
+}
+
+impl AnthropicDecoder {
+    fn block_start(&mut self, data: &Value, out: &mut Assistant<'_>) {
+        let cb = &data["content_block"];
+        let block = match str_of(cb, "type") {
+            "text" => Block::Text {
+                text: String::new(),
+                signature: None,
+            },
+            "thinking" => Block::Thinking {
+                thinking: String::new(),
+                signature: Some(String::new()),
+            },
+            "tool_use" => {
+                let name = str_of(cb, "name");
+                Block::ToolCall {
+                    id: str_of(cb, "id").to_string(),
+                    name: if self.oauth {
+                        from_claude_code_name(name, &self.tools)
+                    } else {
+                        name.to_string()
+                    },
+                    arguments: Some(cb.get("input").cloned().unwrap_or(json!({}))),
+                    partial: String::new(),
+                }
+            }
+            // redacted_thinking and future types carry nothing pi keeps.
+            _ => return,
+        };
+        let at = out.start_block(block);
+        self.blocks.insert(u64_of(data, "index"), at);
+    }
+
+    fn block_delta(&mut self, data: &Value, out: &mut Assistant<'_>) {
+        let Some(&at) = self.blocks.get(&u64_of(data, "index")) else {
+            return;
+        };
+        let d = &data["delta"];
+        match str_of(d, "type") {
+            "text_delta" => out.text_delta(at, str_of(d, "text")),
+            "thinking_delta" => out.thinking_delta(at, str_of(d, "thinking")),
+            "input_json_delta" => out.tool_delta(at, str_of(d, "partial_json")),
+            "signature_delta" => {
+                if let Some(Block::Thinking { signature, .. }) = out.blocks.get_mut(at) {
+                    signature
+                        .get_or_insert_with(String::new)
+                        .push_str(str_of(d, "signature"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn message_delta(
+        &mut self,
+        data: &Value,
+        out: &mut Assistant<'_>,
+    ) -> Result<(), ProviderError> {
+        if let Some(reason) = data["delta"].get("stop_reason").and_then(Value::as_str) {
+            out.stop = map_stop_reason(reason)
+                .ok_or_else(|| ProviderError::stream(format!("Unhandled stop reason: {reason}")))?;
+        }
+        // pi overwrites every field with the delta's (absent → 0); keeping message_start's value
+        // for absent fields is the port's documented choice (§2.2).
+        let u = &data["usage"];
+        let prev = out.usage;
+        let pick = |key: &str, old: u64| u.get(key).and_then(Value::as_u64).unwrap_or(old);
+        out.set_usage(total(Usage {
+            input: pick("input_tokens", prev.input),
+            output: pick("output_tokens", prev.output),
+            cache_read: pick("cache_read_input_tokens", prev.cache_read),
+            cache_write: pick("cache_creation_input_tokens", prev.cache_write),
+            total_tokens: 0,
+        }));
+        Ok(())
+    }
+}
+
+/// Anthropic sends no total: it is the sum of the four counts.
+fn total(mut u: Usage) -> Usage {
+    u.total_tokens = u.input + u.output + u.cache_read + u.cache_write;
+    u
+}
+
+impl Decoder for AnthropicDecoder {
+    fn frame(&mut self, ev: SseEvent, out: &mut Assistant<'_>) -> Result<bool, ProviderError> {
+        // The SDK dispatches on the `event:` line; data-only frames and pings are ignored.
+        let Some(name) = ev.event.as_deref() else {
+            return Ok(false);
+        };
+        match name {
+            "error" => return Err(ProviderError::stream(anthropic_stream_message(&ev.data))),
+            "message_start" => {
+                let data = parse_data(&ev)?;
+                self.started = true;
+                let u = &data["message"]["usage"];
+                out.set_usage(total(Usage {
+                    input: u64_of(u, "input_tokens"),
+                    output: u64_of(u, "output_tokens"),
+                    cache_read: u64_of(u, "cache_read_input_tokens"),
+                    cache_write: u64_of(u, "cache_creation_input_tokens"),
+                    total_tokens: 0,
+                }));
+            }
+            "content_block_start" => self.block_start(&parse_data(&ev)?, out),
+            "content_block_delta" => self.block_delta(&parse_data(&ev)?, out),
+            "content_block_stop" => {
+                let data = parse_data(&ev)?;
+                if let Some(at) = self.blocks.remove(&u64_of(&data, "index")) {
+                    out.end_block(at);
+                }
+            }
+            "message_delta" => self.message_delta(&parse_data(&ev)?, out)?,
+            "message_stop" => return Ok(true),
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    fn finish(&mut self, out: &mut Assistant<'_>) -> Result<(), ProviderError> {
+        if !self.started {
+            return Err(ProviderError::stream(
+                "request ended without sending any chunks",
+            ));
+        }
+        if matches!(out.stop, StopReason::Error | StopReason::Aborted) {
+            return Err(ProviderError::stream("An unknown error occurred"));
+        }
+        Ok(())
+    }
+
+    fn http_message(&self, status: u16, body: &str) -> String {
+        anthropic_http_message(status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::providers::{Api, ModelTarget};
+
+    fn req() -> Request {
+        let mut t = ModelTarget::new(
+            "anthropic",
+            Api::AnthropicMessages,
+            "claude-opus-4-5",
+            "http://h",
+        );
+        t.max_tokens = 64_000;
+        t.reasoning = true;
+        Request::new(t, Credential::ApiKey("sk-ant-test".into()))
+    }
+
+    #[test]
+    fn thinking_budgets_and_max_tokens() {
+        let mut r = req();
+        assert_eq!(token_plan(&r), (32_000, None));
+        r.thinking = ThinkingLevel::Low;
+        assert_eq!(token_plan(&r), (34_048, Some(2048)));
+        r.thinking = ThinkingLevel::XHigh;
+        assert_eq!(token_plan(&r), (48_384, Some(16_384)));
+        r.target.max_tokens = 4096;
+        r.thinking = ThinkingLevel::High;
+        assert_eq!(token_plan(&r), (4096, Some(3072)));
+        r.target.max_tokens = 1000;
+        assert_eq!(token_plan(&r), (1000, Some(0)));
+    }
+
+    #[test]
+    fn oauth_mode_headers_system_and_tool_names() {
+        let mut r = req();
+        r.credential = Credential::ApiKey("sk-ant-oat01-abc".into());
+        r.system = "sys".into();
+        r.tools = vec![ToolSpec {
+            name: "read".into(),
+            description: "d".into(),
+            parameters: json!({"type":"object","properties":{"path":{"type":"string"}},"additionalProperties":false}),
+        }];
+        let oauth = is_oauth(&r.credential);
+        assert!(oauth);
+        let h = headers(&r, oauth);
+        let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("authorization"), Some("Bearer sk-ant-oat01-abc"));
+        assert_eq!(get("x-api-key"), None);
+        assert_eq!(get("x-app"), Some("cli"));
+        assert!(get("anthropic-beta")
+            .is_some_and(|v| v.starts_with("claude-code-20250219,oauth-2025-04-20,")));
+        let b = body(&r, oauth);
+        assert_eq!(b["system"][0]["text"], CLAUDE_CODE_IDENTITY);
+        assert_eq!(b["system"][1]["text"], "sys");
+        assert_eq!(b["tools"][0]["name"], "Read");
+        assert_eq!(
+            b["tools"][0]["input_schema"],
+            json!({"type":"object","properties":{"path":{"type":"string"}},"required":[]})
+        );
+        assert_eq!(from_claude_code_name("Read", &r.tools), "read");
+    }
+
+    #[test]
+    fn message_conversion() {
+        let mut r = req();
+        r.messages = vec![
+            json!({"role":"user","content":[{"type":"text","text":"look"},{"type":"text","text":"  "},
+                   {"type":"image","data":"AAA","mimeType":"image/png"}]}),
+            json!({"role":"assistant","provider":"anthropic","api":"anthropic-messages","model":"claude-opus-4-5",
+                   "stopReason":"toolUse","content":[
+                   {"type":"thinking","thinking":"plan","thinkingSignature":"sig"},
+                   {"type":"thinking","thinking":"unsigned"},
+                   {"type":"text","text":""},
+                   {"type":"toolCall","id":"t1","name":"read","arguments":{"path":"a"}},
+                   {"type":"toolCall","id":"t2","name":"read","arguments":{"path":"b"}}]}),
+            json!({"role":"toolResult","toolCallId":"t1","toolName":"read","content":[{"type":"text","text":"A"},{"type":"text","text":"B"}],"isError":false}),
+            json!({"role":"toolResult","toolCallId":"t2","toolName":"read","content":[{"type":"image","data":"II","mimeType":"image/jpeg"}],"isError":true}),
+        ];
+        let msgs = convert_messages(&r, false);
+        assert_eq!(
+            msgs[0],
+            json!({"role":"user","content":[{"type":"text","text":"look"}]})
+        );
+        assert_eq!(
+            msgs[1]["content"],
+            json!([{"type":"thinking","thinking":"plan","signature":"sig"},
+                   {"type":"text","text":"unsigned"},
+                   {"type":"tool_use","id":"t1","name":"read","input":{"path":"a"}},
+                   {"type":"tool_use","id":"t2","name":"read","input":{"path":"b"}}])
+        );
+        assert_eq!(
+            msgs[2],
+            json!({"role":"user","content":[
+                {"type":"tool_result","tool_use_id":"t1","content":"A\nB","is_error":false},
+                {"type":"tool_result","tool_use_id":"t2","content":[
+                    {"type":"text","text":"(see attached image)"},
+                    {"type":"image","source":{"type":"base64","media_type":"image/jpeg","data":"II"}}],
+                 "is_error":true,"cache_control":{"type":"ephemeral"}}]})
+        );
+    }
+}

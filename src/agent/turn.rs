@@ -1,0 +1,364 @@
+//! One agent turn on a worker thread: model and credential, history from the transcript, the
+//! system prompt, the provider stream with failover, the transcript and session-store writes.
+//! It reports progress as `TurnUpdate`s; the gateway loop turns those into `agent`/`chat` events.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agent::providers::AbortSignal;
+use crate::config::Snapshot;
+use crate::state::StateDir;
+
+/// Everything a turn needs; owned, so the worker never touches the gateway's state.
+pub struct TurnInput {
+    pub run_id: String,
+    pub agent_id: String,
+    /// Canonical session key (`agent:<id>:<…>`).
+    pub session_key: String,
+    /// The user's text as the model should see it (envelope added by the caller).
+    pub prompt: String,
+    pub thinking: Option<String>,
+    pub config: Arc<Snapshot>,
+    pub state: StateDir,
+    pub workspace: PathBuf,
+    pub abort: AbortSignal,
+    pub timeout: Duration,
+}
+
+/// Progress reported while the turn runs.
+#[derive(Debug, Clone)]
+pub enum TurnUpdate {
+    /// A worker picked the turn up.
+    Started,
+    /// The provider stream produced text: cumulative text and the new part.
+    Text { text: String, delta: String },
+}
+
+/// How the turn ended.
+#[derive(Debug, Clone)]
+pub enum TurnOutcome {
+    /// The final assistant message (pi shape), already persisted; `text` is the reply.
+    Done {
+        message: Value,
+        text: String,
+        provider: String,
+        model: String,
+        session_id: String,
+    },
+    /// The user (or an interrupt) aborted it; the partial reply was persisted.
+    Aborted { text: String },
+    /// Every candidate failed; `message` is the user-facing text.
+    Failed { message: String },
+}
+
+use crate::agent::auth::{self, AuthContext, AuthMode, ResolvedCredential};
+use crate::agent::failover;
+use crate::agent::models::{self, registry::Registry, ModelRef};
+use crate::agent::providers::{
+    self, Api, Credential, ModelTarget, ProviderError, Request, StreamEvent, ThinkingLevel,
+};
+use crate::agent::sessions::SessionStore;
+use crate::agent::transcript::HistoryPolicy;
+use crate::agent::transcript::Transcript;
+use crate::util::now_ms;
+use serde_json::json;
+
+/// Runs the turn to its end. Never panics on provider, disk or config problems: they become
+/// `Failed` with upstream's user-facing text.
+pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutcome {
+    on_update(TurnUpdate::Started);
+    let store = SessionStore::new(input.state.sessions_store(&input.agent_id));
+    let (session_id, transcript_path) = session_of(&store, &input.session_key);
+    let cwd = input.workspace.to_string_lossy().into_owned();
+    let mut transcript = match Transcript::open_for_run(&transcript_path, &session_id, &cwd) {
+        Ok(t) => t,
+        Err(e) => return failed(&format!("failed to open the session transcript: {e}")),
+    };
+    let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
+    let cfg = &input.config.config;
+    let primary = models::resolve_default_model_for_agent(cfg, Some(&input.agent_id));
+    let candidates =
+        failover::resolve_fallback_candidates(cfg, &primary.provider, &primary.model, None);
+    let registry = Registry::from_config(cfg);
+    let mut last_error = String::new();
+    for (i, candidate) in candidates.iter().enumerate() {
+        let attempt = attempt(
+            &input,
+            &registry,
+            candidate,
+            &mut transcript,
+            &user,
+            on_update,
+        );
+        match attempt {
+            Attempt::Done(outcome) => {
+                record_session(
+                    &store,
+                    &input.session_key,
+                    &session_id,
+                    &transcript_path,
+                    &outcome,
+                );
+                return outcome;
+            }
+            Attempt::FallBack(message) if i + 1 < candidates.len() => {
+                log::warn!(target: "agent", "model {}/{} failed ({message}); trying the next candidate", candidate.provider, candidate.model);
+                last_error = message;
+            }
+            Attempt::FallBack(message) | Attempt::Fatal(message) => {
+                last_error = message;
+                break;
+            }
+        }
+    }
+    let text = failover::user_text::format_assistant_error_text(true, &last_error)
+        .unwrap_or_else(|| failover::user_text::format_run_failure_text(&last_error));
+    TurnOutcome::Failed { message: text }
+}
+
+enum Attempt {
+    Done(TurnOutcome),
+    /// A failover-class error: the next candidate may succeed.
+    FallBack(String),
+    /// Anything else: stop here.
+    Fatal(String),
+}
+
+fn failed(message: &str) -> TurnOutcome {
+    TurnOutcome::Failed {
+        message: failover::user_text::format_run_failure_text(message),
+    }
+}
+
+/// The session's id and transcript path, creating the entry on first use.
+fn session_of(store: &SessionStore, key: &str) -> (String, PathBuf) {
+    if let Some(entry) = store.get(key) {
+        if let Some(id) = entry.get("sessionId").and_then(Value::as_str) {
+            let path = store
+                .transcript_path_for(&entry)
+                .unwrap_or_else(|| store.transcript_path(id, None));
+            return (id.to_string(), path);
+        }
+    }
+    let id = crate::util::uuid_v4();
+    let path = store.transcript_path(&id, None);
+    (id, path)
+}
+
+fn attempt(
+    input: &TurnInput,
+    registry: &Registry,
+    candidate: &ModelRef,
+    transcript: &mut Transcript,
+    user: &Value,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> Attempt {
+    let cfg = &input.config.config;
+    let model =
+        match models::registry::resolve_model(cfg, registry, &candidate.provider, &candidate.model)
+        {
+            Ok(m) => m,
+            Err(e) => return Attempt::FallBack(e),
+        };
+    let Some(api) = Api::parse(&model.api) else {
+        return Attempt::FallBack(format!(
+            "Unsupported model API \"{}\" for {}/{}",
+            model.api, model.provider, model.model_id
+        ));
+    };
+    let credential = match credential_for(input, &model.provider) {
+        Ok(c) => c,
+        Err(message) => return Attempt::FallBack(message),
+    };
+    let mut target = ModelTarget::new(&model.provider, api, &model.model_id, &model.base_url);
+    target.headers = model.headers.clone();
+    target.max_tokens = model.max_tokens.min(u64::from(u32::MAX)) as u32;
+    target.context_window = model.context_window.min(u64::from(u32::MAX)) as u32;
+    target.reasoning = model.reasoning;
+    target.input_images = model.supports_images();
+    let mut request = Request::new(target, wire_credential(&credential, api));
+    request.system = system_prompt(input, &model.provider, &model.model_id);
+    let policy = HistoryPolicy::for_model(&model.api, &model.provider, &model.model_id);
+    request.messages = transcript.history_for_request(&policy);
+    request.messages.push(user.clone());
+    request.thinking = thinking_level(input, &model);
+    request.session_id = transcript.session_id().map(str::to_string);
+    request.timeout = input.timeout;
+    let mut text = String::new();
+    let mut on_event = |ev: StreamEvent| {
+        if let StreamEvent::TextDelta { delta, .. } = ev {
+            text.push_str(&delta);
+            on_update(TurnUpdate::Text {
+                text: text.clone(),
+                delta,
+            });
+        }
+    };
+    let result = providers::stream(&request, &input.abort, &mut on_event);
+    finish(
+        input,
+        transcript,
+        user,
+        result,
+        &model.provider,
+        &model.model_id,
+    )
+}
+
+/// Persists the exchange (user first, then the assistant or error message) and classifies it.
+fn finish(
+    input: &TurnInput,
+    transcript: &mut Transcript,
+    user: &Value,
+    result: Result<Value, ProviderError>,
+    provider: &str,
+    model: &str,
+) -> Attempt {
+    let session_id = transcript.session_id().unwrap_or_default().to_string();
+    match result {
+        Ok(message) => {
+            let _ = transcript.append_message(user.clone());
+            if let Err(e) = transcript.append_message(message.clone()) {
+                log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
+            }
+            let text = assistant_text(&message);
+            if message.get("stopReason").and_then(Value::as_str) == Some("aborted")
+                || input.abort.is_aborted()
+            {
+                return Attempt::Done(TurnOutcome::Aborted { text });
+            }
+            Attempt::Done(TurnOutcome::Done {
+                message,
+                text,
+                provider: provider.into(),
+                model: model.into(),
+                session_id,
+            })
+        }
+        Err(err) => {
+            if err.assistant.is_object() {
+                let _ = transcript.append_message(user.clone());
+                let _ = transcript.append_message(err.assistant.clone());
+            }
+            if failover::classify::classify_failover_reason(&err.message).is_some() {
+                Attempt::FallBack(err.message)
+            } else {
+                Attempt::Fatal(err.message)
+            }
+        }
+    }
+}
+
+fn assistant_text(message: &Value) -> String {
+    let blocks = message
+        .get("content")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+fn credential_for(input: &TurnInput, provider: &str) -> Result<ResolvedCredential, String> {
+    let agent_dir = input.state.agent_dir(&input.agent_id);
+    let main_dir = input
+        .state
+        .agent_dir(&crate::config::default_agent_id(&input.config.config));
+    let store = auth::store::load_auth_store(&agent_dir, &main_dir);
+    let snapshot = input.config.clone();
+    let env = move |name: &str| snapshot.env(name);
+    let ctx = AuthContext {
+        config: &input.config.config,
+        store: &store,
+        agent_dir: &agent_dir,
+        env: &env,
+        now_ms: now_ms(),
+    };
+    auth::resolve_api_key_for_provider(&ctx, provider, None, None).map_err(|e| e.to_string())
+}
+
+/// Anthropic API keys travel as `x-api-key`; tokens (setup-token, OAuth) and every OpenAI key
+/// as a bearer token.
+fn wire_credential(c: &ResolvedCredential, api: Api) -> Credential {
+    let secret = c.secret.expose().to_string();
+    match (api, c.kind) {
+        (Api::AnthropicMessages, AuthMode::ApiKey) if !auth::is_anthropic_setup_token(&secret) => {
+            Credential::ApiKey(secret)
+        }
+        (Api::AnthropicMessages, _) => Credential::Bearer(secret),
+        _ => Credential::Bearer(secret),
+    }
+}
+
+fn thinking_level(input: &TurnInput, model: &models::registry::ResolvedModel) -> ThinkingLevel {
+    let cfg = &input.config.config;
+    let configured = input.thinking.clone().or_else(|| {
+        cfg.pointer("/agents/defaults/thinkingDefault")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let level = configured.unwrap_or_else(|| {
+        if model.reasoning {
+            "low".into()
+        } else {
+            "off".into()
+        }
+    });
+    ThinkingLevel::parse(&level).unwrap_or(ThinkingLevel::Off)
+}
+
+/// Updates `sessions.json` after a turn: ids, model, token counts (unknown fields kept).
+fn record_session(
+    store: &SessionStore,
+    key: &str,
+    session_id: &str,
+    transcript: &std::path::Path,
+    outcome: &TurnOutcome,
+) {
+    let now = now_ms();
+    let result = store.update(key, |entry| {
+        if entry.get("sessionId").and_then(Value::as_str) != Some(session_id) {
+            *entry = crate::agent::sessions::new_entry_with_file(session_id, now, transcript);
+        }
+        entry.insert("updatedAt".into(), json!(now));
+        entry.insert("lastChannel".into(), json!("webchat"));
+        if let TurnOutcome::Done {
+            message,
+            provider,
+            model,
+            ..
+        } = outcome
+        {
+            let usage = message.get("usage").cloned().unwrap_or(json!({}));
+            let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+            entry.insert("modelProvider".into(), json!(provider));
+            entry.insert("model".into(), json!(model));
+            entry.insert("inputTokens".into(), json!(n("input")));
+            entry.insert("outputTokens".into(), json!(n("output")));
+            entry.insert(
+                "totalTokens".into(),
+                json!(n("input") + n("cacheRead") + n("cacheWrite")),
+            );
+        }
+        entry.insert(
+            "abortedLastRun".into(),
+            json!(matches!(outcome, TurnOutcome::Aborted { .. })),
+        );
+    });
+    if let Err(e) = result {
+        log::warn!(target: "agent", "failed to update {}: {e}", store.path().display());
+    }
+}
+
+/// The system prompt for this turn (agents.md §3.2).
+fn system_prompt(input: &TurnInput, provider: &str, model: &str) -> String {
+    let _ = (provider, model);
+    let _ = input;
+    String::from("You are a personal assistant running inside Moltbot.")
+}

@@ -1,0 +1,424 @@
+//! Chat runs as the gateway loop sees them: `chat.send` admission (idempotency, abort words,
+//! session lanes), submitting turns to the worker pool, and turning worker updates into upstream's
+//! `agent` and `chat` events (per-run `seq`, deltas throttled to one per 150 ms per run).
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::core::{Broadcast, Gateway};
+use super::dedupe::{Dedupe, Entry};
+use super::event::Event;
+use super::methods::{RpcError, RpcResult};
+use crate::agent::lanes::{Admission, QueuePolicy, Queued, SessionLanes};
+use crate::agent::pool::Pool;
+use crate::agent::providers::AbortSignal;
+use crate::agent::turn::{self, TurnInput, TurnOutcome, TurnUpdate};
+use crate::util::now_ms;
+
+/// Chat deltas are sent at most this often per run (upstream: 150 ms; skipped ones are not resent).
+const DELTA_THROTTLE: Duration = Duration::from_millis(150);
+/// Words that abort the session's run instead of starting one (agents.md §3.11).
+const ABORT_WORDS: [&str; 7] = ["stop", "esc", "abort", "wait", "exit", "interrupt", "/stop"];
+
+/// A message waiting for (or starting) its turn.
+#[derive(Debug)]
+pub struct PendingTurn {
+    pub run_id: String,
+    /// The key as the client sent it (echoed in events).
+    pub key_sent: String,
+    pub key: String,
+    pub agent_id: String,
+    pub prompt: String,
+    pub thinking: Option<String>,
+}
+
+impl Queued for PendingTurn {
+    fn prompt(&self) -> &str {
+        &self.prompt
+    }
+    fn with_prompt(mut self, prompt: String) -> Self {
+        self.prompt = prompt;
+        self
+    }
+}
+
+/// A run in progress.
+struct Run {
+    key_sent: String,
+    key: String,
+    abort: AbortSignal,
+    seq: u64,
+    text: String,
+    last_delta: Option<Instant>,
+}
+
+pub struct Chat {
+    pool: Pool,
+    lanes: SessionLanes<PendingTurn>,
+    runs: HashMap<String, Run>,
+    pub dedupe: Dedupe,
+}
+
+impl Chat {
+    pub fn new(width: usize) -> Chat {
+        Chat {
+            pool: Pool::new("agent", width),
+            lanes: SessionLanes::default(),
+            runs: HashMap::new(),
+            dedupe: Dedupe::default(),
+        }
+    }
+
+    pub fn resize(&mut self, width: usize) {
+        self.pool.resize(width);
+    }
+
+    /// Run ids of `key`'s active run, if any.
+    pub fn runs_of(&self, key: &str) -> Vec<String> {
+        self.runs
+            .iter()
+            .filter(|(_, r)| r.key == key)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// `agents.defaults.maxConcurrent` (floored, at least 1).
+pub fn pool_width(config: &Value) -> usize {
+    config
+        .pointer("/agents/defaults/maxConcurrent")
+        .and_then(Value::as_f64)
+        .map(|f| f.floor().max(1.0) as usize)
+        .unwrap_or(4)
+}
+
+fn queue_policy(config: &Value) -> QueuePolicy {
+    use crate::agent::lanes::{DropPolicy, QueueMode};
+    let q = config.pointer("/messages/queue");
+    let mode = q
+        .and_then(|q| q.pointer("/byChannel/webchat").or_else(|| q.get("mode")))
+        .and_then(Value::as_str)
+        .and_then(QueueMode::parse)
+        .unwrap_or(QueueMode::Collect);
+    let cap = q
+        .and_then(|q| q.get("cap"))
+        .and_then(Value::as_u64)
+        .map(|c| c.max(1) as usize)
+        .unwrap_or(20);
+    let drop = match q.and_then(|q| q.get("drop")).and_then(Value::as_str) {
+        Some("old") => DropPolicy::Old,
+        Some("new") => DropPolicy::New,
+        _ => DropPolicy::Summarize,
+    };
+    QueuePolicy { mode, cap, drop }
+}
+
+impl Gateway {
+    /// `chat.send`: answers at once; the reply streams as events.
+    pub fn chat_send(&mut self, params: &Value) -> RpcResult {
+        let get = |k: &str| params.get(k).and_then(Value::as_str);
+        let key_sent = get("sessionKey").unwrap_or("").to_string();
+        let run_id = get("idempotencyKey").unwrap_or("").to_string();
+        let message = get("message").unwrap_or("");
+        if message.trim().is_empty()
+            && params
+                .get("attachments")
+                .and_then(Value::as_array)
+                .is_none_or(|a| a.is_empty())
+        {
+            return Err(RpcError::invalid("message or attachment required"));
+        }
+        let dedupe_key = format!("chat:{run_id}");
+        match self.chat.dedupe.get(&dedupe_key) {
+            Some(Entry::InFlight) => return Ok(json!({"runId": run_id, "status": "in_flight"})),
+            Some(Entry::Done(Ok(v))) => return Ok(v),
+            Some(Entry::Done(Err((code, msg)))) => {
+                return Err(RpcError {
+                    code: static_code(&code),
+                    message: msg,
+                    details: None,
+                })
+            }
+            None => {}
+        }
+        let key = crate::routing::canonical_session_key(&self.snapshot.config, &key_sent);
+        if ABORT_WORDS.contains(&message.trim().to_ascii_lowercase().as_str()) {
+            let run_ids = self.abort_session(&key, "stop");
+            return Ok(json!({"ok": true, "aborted": !run_ids.is_empty(), "runIds": run_ids}));
+        }
+        let agent_id = agent_of_key(&key, &self.snapshot.config);
+        let thinking = get("thinking").map(str::to_string);
+        let pending = PendingTurn {
+            run_id: run_id.clone(),
+            key_sent,
+            key: key.clone(),
+            agent_id,
+            prompt: message.to_string(),
+            thinking,
+        };
+        self.chat.dedupe.put(&dedupe_key, Entry::InFlight);
+        self.admit(pending);
+        Ok(json!({"runId": run_id, "status": "started"}))
+    }
+
+    fn admit(&mut self, pending: PendingTurn) {
+        let policy = queue_policy(&self.snapshot.config);
+        let key = pending.key.clone();
+        match self.chat.lanes.admit(&key, pending, &policy, true) {
+            Admission::Start(p) => self.start_turn(p),
+            Admission::Queued | Admission::Steer(_) => {}
+            Admission::Rejected(p) => {
+                self.chat.dedupe.put(
+                    &format!("chat:{}", p.run_id),
+                    Entry::Done(Ok(json!({"runId": p.run_id, "status": "dropped"}))),
+                );
+            }
+            Admission::Interrupt { abort_run, .. } => {
+                if let Some(r) = self.chat.runs.get(&abort_run) {
+                    r.abort.abort();
+                }
+            }
+        }
+    }
+
+    fn start_turn(&mut self, p: PendingTurn) {
+        self.chat.lanes.set_active(&p.key, &p.run_id);
+        let abort = AbortSignal::new();
+        let run = Run {
+            key_sent: p.key_sent.clone(),
+            key: p.key.clone(),
+            abort: abort.clone(),
+            seq: 0,
+            text: String::new(),
+            last_delta: None,
+        };
+        self.chat.runs.insert(p.run_id.clone(), run);
+        let input = TurnInput {
+            run_id: p.run_id.clone(),
+            agent_id: p.agent_id.clone(),
+            session_key: p.key.clone(),
+            prompt: p.prompt,
+            thinking: p.thinking,
+            config: self.snapshot.clone(),
+            state: self.ctx.state.clone(),
+            workspace: workspace_of(&self.snapshot.config, &p.agent_id),
+            abort,
+            timeout: timeout_of(&self.snapshot.config),
+        };
+        let events = self.ctx.events.clone();
+        let (run_id, panic_events, panic_id) =
+            (p.run_id.clone(), self.ctx.events.clone(), p.run_id.clone());
+        let job = Box::new(move || {
+            let mut on_update = |u: TurnUpdate| {
+                let _ = events.send(Event::Turn {
+                    run_id: run_id.clone(),
+                    update: u,
+                });
+            };
+            let outcome = turn::run(input, &mut on_update);
+            let _ = events.send(Event::TurnDone { run_id, outcome });
+        });
+        let on_panic = Box::new(move || {
+            let outcome = TurnOutcome::Failed {
+                message:
+                    "⚠️ Agent failed before reply: internal error.\nLogs: moltbot logs --follow"
+                        .into(),
+            };
+            let _ = panic_events.send(Event::TurnDone {
+                run_id: panic_id,
+                outcome,
+            });
+        });
+        if self.chat.pool.submit(job, on_panic).is_err() {
+            let outcome = TurnOutcome::Failed {
+                message: "The gateway is busy; try again in a moment.".into(),
+            };
+            self.on_turn_done(&p.run_id, outcome);
+        }
+    }
+
+    /// Broadcasts an `agent` event for a run, bumping its `seq`.
+    fn agent_event(&mut self, run_id: &str, stream: &str, data: Value) -> u64 {
+        let Some(run) = self.chat.runs.get_mut(run_id) else {
+            return 0;
+        };
+        run.seq += 1;
+        let payload = json!({"runId": run_id, "seq": run.seq, "stream": stream, "ts": now_ms(), "data": data, "sessionKey": run.key_sent});
+        let seq = run.seq;
+        self.broadcast("agent", payload, Broadcast::default());
+        seq
+    }
+
+    fn chat_event(&mut self, run_id: &str, state: &str, extra: Value) {
+        let Some(run) = self.chat.runs.get(run_id) else {
+            return;
+        };
+        let mut payload =
+            json!({"runId": run_id, "sessionKey": run.key_sent, "seq": run.seq, "state": state});
+        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        self.broadcast("chat", payload, Broadcast::default());
+    }
+
+    pub fn on_turn_update(&mut self, run_id: &str, update: TurnUpdate) {
+        let (text, delta) = match update {
+            TurnUpdate::Started => {
+                self.agent_event(
+                    run_id,
+                    "lifecycle",
+                    json!({"phase": "start", "startedAt": now_ms()}),
+                );
+                return;
+            }
+            TurnUpdate::Text { text, delta } => (text, delta),
+        };
+        let Some(run) = self.chat.runs.get_mut(run_id) else {
+            return;
+        };
+        run.text = text.clone();
+        let due = run.last_delta.is_none_or(|t| t.elapsed() >= DELTA_THROTTLE);
+        self.agent_event(run_id, "assistant", json!({"text": text, "delta": delta}));
+        if due {
+            if let Some(run) = self.chat.runs.get_mut(run_id) {
+                run.last_delta = Some(Instant::now());
+            }
+            let message = json!({"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()});
+            self.chat_event(run_id, "delta", json!({"message": message}));
+        }
+    }
+
+    pub fn on_turn_done(&mut self, run_id: &str, outcome: TurnOutcome) {
+        let ended = now_ms();
+        let (state, extra, phase) = match &outcome {
+            TurnOutcome::Done { message, text, .. } => {
+                let extra = if text.is_empty() {
+                    json!({})
+                } else {
+                    json!({"message": message})
+                };
+                ("final", extra, json!({"phase": "end", "endedAt": ended}))
+            }
+            TurnOutcome::Aborted { .. } => (
+                "aborted",
+                json!({"stopReason": "rpc"}),
+                json!({"phase": "end", "endedAt": ended, "aborted": true}),
+            ),
+            TurnOutcome::Failed { message } => (
+                "error",
+                json!({"errorMessage": message}),
+                json!({"phase": "error", "endedAt": ended, "error": message}),
+            ),
+        };
+        self.agent_event(run_id, "lifecycle", phase);
+        self.chat_event(run_id, state, extra);
+        let result = match &outcome {
+            TurnOutcome::Failed { message } => Err(("UNAVAILABLE".to_string(), message.clone())),
+            _ => Ok(json!({"runId": run_id, "status": "ok"})),
+        };
+        self.chat
+            .dedupe
+            .put(&format!("chat:{run_id}"), Entry::Done(result));
+        let Some(run) = self.chat.runs.remove(run_id) else {
+            return;
+        };
+        let policy = queue_policy(&self.snapshot.config);
+        if let Some(next) = self.chat.lanes.finished(&run.key, &policy) {
+            self.start_turn(next);
+        }
+    }
+
+    /// Aborts the session's active run and clears its queue; returns the aborted run ids.
+    pub fn abort_session(&mut self, key: &str, _reason: &str) -> Vec<String> {
+        let cleared = self.chat.lanes.clear(key);
+        for p in cleared {
+            let done = Entry::Done(Ok(json!({"runId": p.run_id, "status": "aborted"})));
+            self.chat.dedupe.put(&format!("chat:{}", p.run_id), done);
+        }
+        let ids = self.chat.runs_of(key);
+        for id in &ids {
+            if let Some(r) = self.chat.runs.get(id) {
+                r.abort.abort();
+            }
+        }
+        ids
+    }
+
+    /// `chat.abort {sessionKey, runId?}`.
+    pub fn chat_abort(&mut self, params: &Value) -> RpcResult {
+        let key_sent = params
+            .get("sessionKey")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let key = crate::routing::canonical_session_key(&self.snapshot.config, key_sent);
+        if let Some(run_id) = params.get("runId").and_then(Value::as_str) {
+            let Some(run) = self.chat.runs.get(run_id) else {
+                return Ok(json!({"ok": true, "aborted": false, "runIds": []}));
+            };
+            if run.key != key {
+                return Err(RpcError::invalid("runId does not match sessionKey"));
+            }
+            run.abort.abort();
+            return Ok(json!({"ok": true, "aborted": true, "runIds": [run_id]}));
+        }
+        let ids = self.abort_session(&key, "rpc");
+        Ok(json!({"ok": true, "aborted": !ids.is_empty(), "runIds": ids}))
+    }
+}
+
+fn static_code(code: &str) -> &'static str {
+    match code {
+        "INVALID_REQUEST" => "INVALID_REQUEST",
+        "NOT_PAIRED" => "NOT_PAIRED",
+        _ => "UNAVAILABLE",
+    }
+}
+
+/// `agent:<id>:…` → `<id>`; other keys belong to the default agent.
+fn agent_of_key(key: &str, config: &Value) -> String {
+    key.strip_prefix("agent:")
+        .and_then(|rest| rest.split(':').next())
+        .map(crate::config::normalize_agent_id)
+        .unwrap_or_else(|| crate::config::default_agent_id(config))
+}
+
+/// The agent's workspace: its own `workspace`, else (default agent) `agents.defaults.workspace`
+/// or `~/clawd`, else `~/clawd-<id>`.
+pub fn workspace_of(config: &Value, agent_id: &str) -> std::path::PathBuf {
+    use crate::state::paths::expand_user;
+    let entry = config
+        .pointer("/agents/list")
+        .and_then(Value::as_array)
+        .and_then(|l| {
+            l.iter().find(|a| {
+                a.get("id")
+                    .and_then(Value::as_str)
+                    .map(crate::config::normalize_agent_id)
+                    .as_deref()
+                    == Some(agent_id)
+            })
+        });
+    if let Some(w) = entry
+        .and_then(|e| e.get("workspace"))
+        .and_then(Value::as_str)
+    {
+        return expand_user(w);
+    }
+    if agent_id == crate::config::default_agent_id(config) {
+        let w = config
+            .pointer("/agents/defaults/workspace")
+            .and_then(Value::as_str)
+            .unwrap_or("~/clawd");
+        return expand_user(w);
+    }
+    expand_user(&format!("~/clawd-{agent_id}"))
+}
+
+fn timeout_of(config: &Value) -> Duration {
+    let secs = config
+        .pointer("/agents/defaults/timeoutSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(600);
+    Duration::from_secs(secs.max(1))
+}

@@ -1,0 +1,224 @@
+use crate::llm::{FakeLlm, Route, Script};
+use crate::support::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A gateway whose Anthropic (and OpenAI, as fallback) base URLs point at `fake`.
+fn gateway_with(fake: &FakeLlm, defaults: &str) -> Gateway {
+    let cfg = format!(
+        r#"{{ gateway: {{ mode: "local" }},
+  agents: {{ defaults: {{ thinkingDefault: "off", timeoutSeconds: 5, {defaults} }} }},
+  models: {{ providers: {{ anthropic: {{ baseUrl: "{base}", models: [] }}, openai: {{ baseUrl: "{base}/v1", models: [] }} }} }} }}"#,
+        base = fake.base_url()
+    );
+    let mut opts = Opts::local(&cfg);
+    opts.env
+        .push(("ANTHROPIC_API_KEY".into(), "sk-ant-test-key".into()));
+    opts.env
+        .push(("OPENAI_API_KEY".into(), "sk-test-openai".into()));
+    Gateway::start(opts)
+}
+
+fn send(ws: &mut Ws, key: &str, text: &str, run: &str) -> Value {
+    ws.call(
+        "chat.send",
+        json!({"sessionKey": key, "message": text, "idempotencyKey": run}),
+    )
+}
+
+/// Collects `chat` events of one run until it ends; returns them in order. Other runs' events
+/// stay queued on the client for later calls.
+fn chat_events(ws: &mut Ws, run: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut others = Vec::new();
+    loop {
+        let ev = ws.wait_event("chat").expect("chat event");
+        if ev["payload"]["runId"] != run {
+            others.push(ev);
+            continue;
+        }
+        let state = ev["payload"]["state"].as_str().unwrap_or("").to_string();
+        out.push(ev["payload"].clone());
+        if state != "delta" {
+            ws.events.extend(others);
+            return out;
+        }
+    }
+}
+
+#[test]
+fn streamed_turn_end_to_end_and_history() {
+    let fake = FakeLlm::start();
+    fake.push(
+        Script::text(["Hello ", "there, ", "friend."]).chunk_delay(Duration::from_millis(200)),
+    );
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    assert_eq!(
+        send(&mut ws, "main", "hi", "run-1"),
+        json!({"runId": "run-1", "status": "started"})
+    );
+    let events = chat_events(&mut ws, "run-1");
+    let deltas: Vec<&Value> = events.iter().filter(|e| e["state"] == "delta").collect();
+    assert!(deltas.len() >= 2, "streamed incrementally: {events:?}");
+    assert_eq!(deltas[0]["message"]["content"][0]["text"], "Hello ");
+    let last = events.last().unwrap();
+    assert_eq!(last["state"], "final");
+    assert_eq!(last["sessionKey"], "main", "key echoed as sent");
+    assert_eq!(
+        last["message"]["content"][0]["text"],
+        "Hello there, friend."
+    );
+    let req = &fake.requests()[0];
+    assert_eq!(req.header("x-api-key"), Some("sk-ant-test-key"));
+    assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(req.body["model"], "claude-opus-4-5");
+    assert_eq!(req.body["stream"], true);
+    assert_eq!(req.body["messages"][0]["content"][0]["text"], "hi");
+    assert!(req.body["system"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("You are a personal assistant running inside Moltbot."));
+    let history = ws.call("chat.history", json!({"sessionKey": "main"}));
+    let msgs = history["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["role"], "user");
+    assert_eq!(msgs[1]["stopReason"], "stop");
+    // The next turn carries the history.
+    fake.push(Script::text(["Again."]));
+    send(&mut ws, "main", "and now?", "run-2");
+    assert_eq!(
+        chat_events(&mut ws, "run-2").last().unwrap()["state"],
+        "final"
+    );
+    let second = &fake.requests()[1].body["messages"];
+    assert_eq!(second.as_array().map(Vec::len), Some(3), "{second}");
+    assert_eq!(second[1]["content"][0]["text"], "Hello there, friend.");
+    let store: Value = serde_json::from_str(
+        &std::fs::read_to_string(gw.state.path().join("agents/main/sessions/sessions.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(store["agent:main:main"]["model"], "claude-opus-4-5");
+}
+
+#[test]
+fn overloaded_primary_falls_back_to_the_next_model() {
+    let fake = FakeLlm::start();
+    fake.push_for(Route::Anthropic, Script::overloaded());
+    fake.push_for(Route::Responses, Script::text(["From the fallback."]));
+    let gw = gateway_with(
+        &fake,
+        r#"model: { primary: "anthropic/claude-opus-4-5", fallbacks: ["openai/gpt-5.2"] }"#,
+    );
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "hi", "fb-1");
+    let last = chat_events(&mut ws, "fb-1").pop().unwrap();
+    assert_eq!(last["state"], "final", "{last}");
+    assert_eq!(last["message"]["content"][0]["text"], "From the fallback.");
+    let routes: Vec<Option<Route>> = fake.requests().iter().map(|r| r.route).collect();
+    assert_eq!(routes.first(), Some(&Some(Route::Anthropic)));
+    assert_eq!(routes.last(), Some(&Some(Route::Responses)));
+    assert_eq!(
+        fake.requests().last().unwrap().header("authorization"),
+        Some("Bearer sk-test-openai")
+    );
+}
+
+#[test]
+fn all_candidates_failing_ends_in_an_error_event() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::unauthorized());
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "hi", "err-1");
+    let last = chat_events(&mut ws, "err-1").pop().unwrap();
+    assert_eq!(last["state"], "error");
+    let text = last["errorMessage"].as_str().unwrap_or("");
+    assert!(
+        !text.is_empty() && !text.contains("sk-ant-test-key"),
+        "{text}"
+    );
+    assert!(!gw.output().contains("sk-ant-test-key"), "no key in logs");
+}
+
+#[test]
+fn abort_mid_stream() {
+    let fake = FakeLlm::start();
+    fake.push(
+        Script::text(["one ", "two ", "three ", "four "]).chunk_delay(Duration::from_millis(400)),
+    );
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "count", "ab-1");
+    let first = ws.wait_event("chat").unwrap();
+    assert_eq!(first["payload"]["state"], "delta");
+    let res = ws.call("chat.abort", json!({"sessionKey": "main", "runId": "ab-1"}));
+    assert_eq!(
+        res,
+        json!({"ok": true, "aborted": true, "runIds": ["ab-1"]})
+    );
+    let last = chat_events(&mut ws, "ab-1").pop().unwrap();
+    assert_eq!(last["state"], "aborted");
+    assert_eq!(last["stopReason"], "rpc");
+}
+
+#[test]
+fn max_concurrent_bounds_requests_in_flight() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::text(["slow ", "reply"]).chunk_delay(Duration::from_millis(300)));
+    let gw = gateway_with(&fake, "maxConcurrent: 2");
+    let (mut ws, _) = gw.connect();
+    for i in 0..5 {
+        send(
+            &mut ws,
+            &format!("agent:main:s{i}"),
+            "hi",
+            &format!("mc-{i}"),
+        );
+    }
+    for i in 0..5 {
+        assert_eq!(
+            chat_events(&mut ws, &format!("mc-{i}")).pop().unwrap()["state"],
+            "final"
+        );
+    }
+    assert_eq!(fake.request_count(), 5);
+    assert_eq!(
+        fake.max_in_flight(),
+        2,
+        "never more than maxConcurrent at the provider"
+    );
+}
+
+#[test]
+fn idempotency_and_abort_words() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::text(["ok"]));
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "hi", "id-1");
+    let again = send(&mut ws, "main", "hi", "id-1");
+    assert!(
+        again["status"] == "in_flight" || again["status"] == "ok",
+        "{again}"
+    );
+    chat_events(&mut ws, "id-1");
+    assert_eq!(
+        send(&mut ws, "main", "hi", "id-1")["status"],
+        "ok",
+        "cached after completion"
+    );
+    let stop = send(&mut ws, "main", "/stop", "id-2");
+    assert_eq!(stop["ok"], true);
+    assert_eq!(
+        fake.request_count(),
+        1,
+        "duplicates and /stop start no turn"
+    );
+    let (_, msg) = ws.call_err(
+        "chat.send",
+        json!({"sessionKey": "main", "message": " ", "idempotencyKey": "x"}),
+    );
+    assert_eq!(msg, "message or attachment required");
+}
