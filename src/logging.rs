@@ -95,7 +95,20 @@ fn json_line(time: &str, subsystem: &str, message: &str, level: log::Level) -> S
 /// Installs the logger. `RUST_LOG` sets the level (default `info`; chatty dependencies `warn`).
 pub fn init() {
     let env = env_logger::Env::default().default_filter_or("info,tungstenite=warn,tiny_http=warn");
-    let filter = env_logger::Builder::from_env(env).build();
+    // ureq logs request headers (API keys included) at TRACE: never let it go below DEBUG.
+    let mut builder = env_logger::Builder::from_env(env);
+    let asked = std::env::var("RUST_LOG")
+        .unwrap_or_default()
+        .contains("ureq");
+    let level = if asked {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Warn
+    };
+    for module in ["ureq", "ureq_proto", "rustls"] {
+        builder.filter_module(module, level);
+    }
+    let filter = builder.build();
     let (tx, rx) = bounded::<FileMsg>(FILE_QUEUE);
     let spawned = crate::threads::spawn_named("log-file", 64 * 1024, move || file_writer(rx));
     if spawned.is_err() {

@@ -22,7 +22,8 @@ pub const DEFAULT_BOOTSTRAP_MAX_CHARS: usize = 20_000;
 /// `BOOTSTRAP.md`: its presence adds the commit reminder to the Workspace section.
 pub const BOOTSTRAP_FILENAME: &str = "BOOTSTRAP.md";
 /// The workspace note shown while `BOOTSTRAP.md` exists.
-pub const COMMIT_REMINDER_NOTE: &str = "Reminder: commit your changes in this workspace after edits.";
+pub const COMMIT_REMINDER_NOTE: &str =
+    "Reminder: commit your changes in this workspace after edits.";
 
 /// The always-loaded files, in prompt order; a missing one gets a `[MISSING]` marker.
 const CORE_FILES: [&str; 7] = [
@@ -239,7 +240,10 @@ fn read_bootstrap_file(dir: &Path, name: &str) -> BootstrapFile {
 }
 
 /// `filterBootstrapFilesForSession`: sub-agent sessions get only AGENTS.md and TOOLS.md.
-pub fn filter_for_session(files: Vec<BootstrapFile>, session_key: Option<&str>) -> Vec<BootstrapFile> {
+pub fn filter_for_session(
+    files: Vec<BootstrapFile>,
+    session_key: Option<&str>,
+) -> Vec<BootstrapFile> {
     match session_key {
         Some(key) if is_subagent_session_key(key) => files
             .into_iter()
@@ -322,7 +326,11 @@ pub fn trim_bootstrap_content(content: &str, file_name: &str, max_chars: usize) 
     let tail_chars = (max_chars as f64 * 0.2).floor() as usize;
     let head = String::from_utf16_lossy(&units[..head_chars.min(len)]);
     // `slice(-0)` is the whole string in JS; keep that quirk for tiny limits.
-    let tail_start = if tail_chars == 0 { 0 } else { len - tail_chars.min(len) };
+    let tail_start = if tail_chars == 0 {
+        0
+    } else {
+        len - tail_chars.min(len)
+    };
     let tail = String::from_utf16_lossy(&units[tail_start..]);
     let marker = format!(
         "\n[...truncated, read {file_name} for full content...]\n\u{2026}(truncated {file_name}: kept {head_chars}+{tail_chars} chars of {len})\u{2026}\n"

@@ -19,7 +19,8 @@ pub const ABORT_NOTE: &str = "Note: The previous agent run was aborted by the us
 /// The body of a bare `/new` or `/reset` on a fresh session.
 pub const BARE_SESSION_RESET_PROMPT: &str = "A new session was started via /new or /reset. Say hi briefly (1-2 sentences) and ask what the user wants to do next. If the runtime model differs from default_model in the system prompt, mention the default model in the greeting. Do not mention internal steps, files, tools, or reasoning.";
 /// Reply when nothing is left of the inbound body.
-pub const EMPTY_BODY_REPLY: &str = "I didn't receive any text in your message. Please resend or add a caption.";
+pub const EMPTY_BODY_REPLY: &str =
+    "I didn't receive any text in your message. Please resend or add a caption.";
 
 const ZONEINFO_DIR: &str = "/usr/share/zoneinfo";
 
@@ -64,19 +65,10 @@ impl EnvelopeOptions {
 /// A resolved zone: its name (for en-US naming rules) and its TZif data.
 struct Zone {
     name: String,
-    utc: bool,
     data: Option<Vec<u8>>,
 }
 
 impl Zone {
-    fn utc() -> Zone {
-        Zone {
-            name: "UTC".into(),
-            utc: true,
-            data: None,
-        }
-    }
-
     /// The host zone: `TZ` (a zone name or `:path`), else `/etc/localtime`.
     fn local() -> Zone {
         let name = host_timezone();
@@ -86,17 +78,12 @@ impl Zone {
             Some(t) => read_zoneinfo(t),
             None => std::fs::read("/etc/localtime").ok(),
         };
-        Zone {
-            utc: false,
-            name,
-            data,
-        }
+        Zone { name, data }
     }
 
     fn iana(name: &str) -> Option<Zone> {
         Some(Zone {
             name: name.to_string(),
-            utc: false,
             data: Some(read_zoneinfo(name)?),
         })
     }
@@ -135,9 +122,8 @@ pub fn host_timezone() -> String {
         .or_else(from_file)
         .unwrap_or_default();
     match name.as_str() {
-        "" | "Etc/UTC" | "Etc/GMT" | "GMT" | "Etc/Universal" | "Etc/Zulu" | "Universal" | "Zulu" => {
-            "UTC".into()
-        }
+        "" | "Etc/UTC" | "Etc/GMT" | "GMT" | "Etc/Universal" | "Etc/Zulu" | "Universal"
+        | "Zulu" => "UTC".into(),
         _ => name,
     }
 }
@@ -214,14 +200,23 @@ const US_ABBRS: [&str; 14] = [
 /// The en-US `timeZoneName: "short"` label.
 fn short_zone_name(zone: &Zone, off: i64, abbr: &str) -> String {
     let n = zone.name.as_str();
-    let american = ["America/", "US/", "Canada/"].iter().any(|p| n.starts_with(p))
-        || ["Pacific/Honolulu", "Atlantic/Bermuda", "EST5EDT", "CST6CDT", "MST7MDT", "PST8PDT"]
-            .contains(&n);
+    let american = ["America/", "US/", "Canada/"]
+        .iter()
+        .any(|p| n.starts_with(p))
+        || [
+            "Pacific/Honolulu",
+            "Atlantic/Bermuda",
+            "EST5EDT",
+            "CST6CDT",
+            "MST7MDT",
+            "PST8PDT",
+        ]
+        .contains(&n);
     if american && n != "America/Havana" && US_ABBRS.contains(&abbr) {
         return abbr.to_string();
     }
     if off == 0 {
-        let utc = zone.utc || ["UTC", "Etc/UTC", "Etc/UCT", "UCT"].contains(&n) || abbr == "UTC";
+        let utc = ["UTC", "Etc/UTC", "Etc/UCT", "UCT"].contains(&n) || abbr == "UTC";
         return if utc { "UTC" } else { "GMT" }.to_string();
     }
     let sign = if off < 0 { '-' } else { '+' };
@@ -346,7 +341,10 @@ pub fn format_agent_envelope(e: &Envelope, opts: &EnvelopeOptions) -> String {
     }
     parts.extend(nonempty(e.host).map(str::to_string));
     parts.extend(nonempty(e.ip).map(str::to_string));
-    parts.extend(e.timestamp_ms.and_then(|ts| format_envelope_timestamp(ts, opts)));
+    parts.extend(
+        e.timestamp_ms
+            .and_then(|ts| format_envelope_timestamp(ts, opts)),
+    );
     format!("[{}] {}", parts.join(" "), e.body)
 }
 
@@ -377,7 +375,11 @@ pub fn format_envelope(
 }
 
 /// `resolveSenderLabel`: `Name (id)`, or whichever of the two exists.
-pub fn sender_label(name: Option<&str>, username: Option<&str>, id: Option<&str>) -> Option<String> {
+pub fn sender_label(
+    name: Option<&str>,
+    username: Option<&str>,
+    id: Option<&str>,
+) -> Option<String> {
     let display = nonempty(name).or(nonempty(username)).unwrap_or("");
     let id = nonempty(id).unwrap_or("");
     match (display.is_empty(), id.is_empty()) {
@@ -404,7 +406,9 @@ pub fn format_from_label(is_group: bool, label: Option<&str>, id: Option<&str>) 
 
 /// `normalizeInboundTextNewlines`: CRLF/CR → LF and a literal `\n` (backslash-n) → LF.
 pub fn normalize_inbound_newlines(s: &str) -> String {
-    s.replace("\r\n", "\n").replace('\r', "\n").replace("\\n", "\n")
+    s.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace("\\n", "\n")
 }
 
 /// Whether a fresh session's body is a bare `/new`/`/reset` (run the greeting prompt instead).
@@ -509,8 +513,28 @@ pub fn normalize_think_level(raw: &str) -> Option<&'static str> {
         ("low", &["on", "enable", "enabled"]),
         ("minimal", &["min", "minimal"]),
         ("low", &["low", "thinkhard", "think-hard", "think_hard"]),
-        ("medium", &["mid", "med", "medium", "thinkharder", "think-harder", "harder"]),
-        ("high", &["high", "ultra", "ultrathink", "thinkhardest", "highest", "max"]),
+        (
+            "medium",
+            &[
+                "mid",
+                "med",
+                "medium",
+                "thinkharder",
+                "think-harder",
+                "harder",
+            ],
+        ),
+        (
+            "high",
+            &[
+                "high",
+                "ultra",
+                "ultrathink",
+                "thinkhardest",
+                "highest",
+                "max",
+            ],
+        ),
         ("xhigh", &["xhigh", "x-high", "x_high"]),
     ];
     let key = raw.to_lowercase();
@@ -525,7 +549,10 @@ pub fn normalize_think_level(raw: &str) -> Option<&'static str> {
 
 /// When no level was resolved: a first word that is a thinking keyword becomes the level and is
 /// removed (the rest is re-joined with single spaces). `xhigh` only if `allow_xhigh`.
-pub fn consume_leading_think_level(body: &str, allow_xhigh: bool) -> Option<(&'static str, String)> {
+pub fn consume_leading_think_level(
+    body: &str,
+    allow_xhigh: bool,
+) -> Option<(&'static str, String)> {
     let mut parts = body.split(is_js_space).filter(|p| !p.is_empty());
     if body.starts_with(is_js_space) {
         return None; // JS `split(/\s+/)` yields "" first, which is no keyword
@@ -542,24 +569,45 @@ pub fn consume_leading_think_level(body: &str, allow_xhigh: bool) -> Option<(&'s
 
 /// Channel labels whose `[<Label> …]` header is recognised without a timestamp.
 const ENVELOPE_CHANNELS: [&str; 13] = [
-    "WebChat", "WhatsApp", "Telegram", "Signal", "Slack", "Discord", "Google Chat", "iMessage",
-    "Teams", "Matrix", "Zalo", "Zalo Personal", "BlueBubbles",
+    "WebChat",
+    "WhatsApp",
+    "Telegram",
+    "Signal",
+    "Slack",
+    "Discord",
+    "Google Chat",
+    "iMessage",
+    "Teams",
+    "Matrix",
+    "Zalo",
+    "Zalo Personal",
+    "BlueBubbles",
 ];
 
 /// `\d{4}-\d{2}-\d{2}(T| )\d{2}:\d{2}` followed by `Z\b` (T form) or `\b` (space form).
 fn has_timestamp(header: &str) -> bool {
     let b = header.as_bytes();
-    let digits = |i: usize, n: usize| b.get(i..i + n).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
-    let not_word = |i: usize| b.get(i).is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
+    let digits = |i: usize, n: usize| {
+        b.get(i..i + n)
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
+    let not_word = |i: usize| {
+        b.get(i)
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+    };
     (0..b.len()).any(|i| {
-        let date = digits(i, 4) && b.get(i + 4) == Some(&b'-') && digits(i + 5, 2)
-            && b.get(i + 7) == Some(&b'-') && digits(i + 8, 2);
+        let date = digits(i, 4)
+            && b.get(i + 4) == Some(&b'-')
+            && digits(i + 5, 2)
+            && b.get(i + 7) == Some(&b'-')
+            && digits(i + 8, 2);
         let time = digits(i + 11, 2) && b.get(i + 13) == Some(&b':') && digits(i + 14, 2);
-        date && time && match b.get(i + 10) {
-            Some(b'T') => b.get(i + 16) == Some(&b'Z') && not_word(i + 17),
-            Some(b' ') => not_word(i + 16),
-            _ => false,
-        }
+        date && time
+            && match b.get(i + 10) {
+                Some(b'T') => b.get(i + 16) == Some(&b'Z') && not_word(i + 17),
+                Some(b' ') => not_word(i + 16),
+                _ => false,
+            }
     })
 }
 
@@ -572,7 +620,9 @@ pub fn strip_envelope_prefix(text: &str) -> &str {
         return text;
     };
     let header = &rest[..close];
-    let known = ENVELOPE_CHANNELS.iter().any(|l| header.starts_with(&format!("{l} ")));
+    let known = ENVELOPE_CHANNELS
+        .iter()
+        .any(|l| header.starts_with(&format!("{l} ")));
     if !known && !has_timestamp(header) {
         return text;
     }

@@ -115,15 +115,40 @@ const CRON_SUMMARY: &str = "Manage cron jobs and wake events (use for reminders;
 
 /// Display order of known tools; others follow alphabetically.
 const TOOL_ORDER: [&str; 23] = [
-    "read", "write", "edit", "apply_patch", "grep", "find", "ls", "exec", "process",
-    "web_search", "web_fetch", "browser", "canvas", "nodes", "cron", "message", "gateway",
-    "agents_list", "sessions_list", "sessions_history", "sessions_send", "session_status",
+    "read",
+    "write",
+    "edit",
+    "apply_patch",
+    "grep",
+    "find",
+    "ls",
+    "exec",
+    "process",
+    "web_search",
+    "web_fetch",
+    "browser",
+    "canvas",
+    "nodes",
+    "cron",
+    "message",
+    "gateway",
+    "agents_list",
+    "sessions_list",
+    "sessions_history",
+    "sessions_send",
+    "session_status",
     "image",
 ];
 
 /// `CHAT_CHANNEL_ORDER`, the deliverable channels before plugins add theirs.
 const CORE_CHANNELS: [&str; 7] = [
-    "telegram", "whatsapp", "discord", "googlechat", "slack", "signal", "imessage",
+    "telegram",
+    "whatsapp",
+    "discord",
+    "googlechat",
+    "slack",
+    "signal",
+    "imessage",
 ];
 
 const IDENTITY_LINE: &str = "You are a personal assistant running inside Moltbot.";
@@ -242,7 +267,9 @@ impl Tools {
 
     fn line(&self, key: &str) -> String {
         let fixed = CORE_TOOL_SUMMARIES.iter().find(|(n, _)| *n == key);
-        let summary = fixed.map(|(_, s)| *s).or(self.summaries.get(key).map(String::as_str));
+        let summary = fixed
+            .map(|(_, s)| *s)
+            .or(self.summaries.get(key).map(String::as_str));
         match summary {
             Some(s) => format!("- {}: {s}", self.name(key)),
             None => format!("- {}", self.name(key)),
@@ -257,8 +284,13 @@ impl Tools {
             .filter(|n| !TOOL_ORDER.contains(&n.as_str()))
             .collect();
         extra.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-        let known = TOOL_ORDER.iter().filter(|n| self.has(n)).map(|n| self.line(n));
-        known.chain(extra.into_iter().map(|n| self.line(n))).collect()
+        let known = TOOL_ORDER
+            .iter()
+            .filter(|n| self.has(n))
+            .map(|n| self.line(n));
+        known
+            .chain(extra.into_iter().map(|n| self.line(n)))
+            .collect()
     }
 }
 
@@ -311,7 +343,10 @@ fn alias_section(lines: &mut Vec<String>, aliases: &[(String, String)]) {
         return;
     }
     lines.push("## Model Aliases".into());
-    lines.push("Prefer aliases when specifying model overrides; full provider/model is also accepted.".into());
+    lines.push(
+        "Prefer aliases when specifying model overrides; full provider/model is also accepted."
+            .into(),
+    );
     lines.push(alias_lines.join("\n"));
 }
 
@@ -342,10 +377,18 @@ fn identity_and_time(lines: &mut Vec<String>, p: &PromptParams, minimal: bool) {
         lines.push(format!("Time zone: {tz}"));
     }
     lines.push("## Workspace Files (injected)".into());
-    lines.push("These user-editable files are loaded by Moltbot and included below in Project Context.".into());
+    lines.push(
+        "These user-editable files are loaded by Moltbot and included below in Project Context."
+            .into(),
+    );
 }
 
-fn messaging_section(lines: &mut Vec<String>, p: &PromptParams, tools: &Tools, channel: Option<&str>) {
+fn messaging_section(
+    lines: &mut Vec<String>,
+    p: &PromptParams,
+    tools: &Tools,
+    channel: Option<&str>,
+) {
     push_all(lines, &MESSAGING_HEAD);
     if !tools.has("message") {
         return;
@@ -427,16 +470,32 @@ fn silent_and_heartbeat(lines: &mut Vec<String>, p: &PromptParams) {
 pub fn build_runtime_line(p: &PromptParams) -> String {
     let r = &p.runtime;
     let channel = trimmed(&p.channel).map(str::to_lowercase);
-    let opt = |k: &str, v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(|s| format!("{k}={s}"));
-    let os = match (r.os.as_deref().filter(|s| !s.is_empty()), r.arch.as_deref().filter(|s| !s.is_empty())) {
+    let opt = |k: &str, v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("{k}={s}"))
+    };
+    let os = match (
+        r.os.as_deref().filter(|s| !s.is_empty()),
+        r.arch.as_deref().filter(|s| !s.is_empty()),
+    ) {
         (Some(os), Some(arch)) => Some(format!("os={os} ({arch})")),
         (Some(os), None) => Some(format!("os={os}")),
         (None, Some(arch)) => Some(format!("arch={arch}")),
         (None, None) => None,
     };
-    let caps: Vec<&str> = r.capabilities.iter().map(|c| js_trim(c)).filter(|c| !c.is_empty()).collect();
+    let caps: Vec<&str> = r
+        .capabilities
+        .iter()
+        .map(|c| js_trim(c))
+        .filter(|c| !c.is_empty())
+        .collect();
     let caps = channel.as_ref().map(|_| {
-        let list = if caps.is_empty() { "none".to_string() } else { caps.join(",") };
+        let list = if caps.is_empty() {
+            "none".to_string()
+        } else {
+            caps.join(",")
+        };
         format!("capabilities={list}")
     });
     let thinking = p.thinking.as_deref().unwrap_or("off");
@@ -487,7 +546,11 @@ pub fn build_system_prompt(p: &PromptParams) -> String {
         messaging_section(&mut lines, p, &tools, channel.as_deref());
     }
     if let Some(extra) = trimmed(&p.extra_system_prompt) {
-        let header = if minimal { "## Subagent Context" } else { "## Group Chat Context" };
+        let header = if minimal {
+            "## Subagent Context"
+        } else {
+            "## Group Chat Context"
+        };
         lines.push(header.into());
         lines.push(extra.into());
     }
@@ -525,7 +588,13 @@ pub fn model_alias_lines(aliases: &[(String, String)]) -> Vec<String> {
 /// letters, case-insensitive first, lowercase before uppercase on ties.
 fn locale_compare(a: &str, b: &str) -> Ordering {
     fn key(c: char) -> (u8, String) {
-        let class = if c.is_alphabetic() { 2 } else if c.is_numeric() { 1 } else { 0 };
+        let class = if c.is_alphabetic() {
+            2
+        } else if c.is_numeric() {
+            1
+        } else {
+            0
+        };
         (class, c.to_lowercase().collect())
     }
     let primary = a.chars().map(key).cmp(b.chars().map(key));
@@ -538,7 +607,10 @@ fn locale_compare(a: &str, b: &str) -> Ordering {
 
 /// `(alias, model)` pairs from `agents.defaults.models` (`{"<provider/model>": {"alias": …}}`).
 pub fn aliases_from_config(cfg: &Value) -> Vec<(String, String)> {
-    let Some(models) = cfg.pointer("/agents/defaults/models").and_then(Value::as_object) else {
+    let Some(models) = cfg
+        .pointer("/agents/defaults/models")
+        .and_then(Value::as_object)
+    else {
         return Vec::new();
     };
     models
@@ -555,7 +627,11 @@ impl RuntimeInfo {
     pub fn detect() -> Self {
         let host = crate::util::hostname();
         let host = strip_suffix_ci(&host, ".local").trim().to_string();
-        let host = if host.is_empty() || host == "unknown" { "moltbot".into() } else { host };
+        let host = if host.is_empty() || host == "unknown" {
+            "moltbot".into()
+        } else {
+            host
+        };
         RuntimeInfo {
             host: Some(host),
             os: uname_os(),
@@ -594,7 +670,11 @@ fn uname_os() -> Option<String> {
         return None;
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     Some(format!("{} {}", field(&u.sysname), field(&u.release)))
@@ -602,14 +682,20 @@ fn uname_os() -> Option<String> {
 
 /// `resolveRepoRoot`: a configured directory (`agents.defaults.repoRoot`), else the nearest
 /// `.git` (dir or file) above the workspace, then the cwd, at most 12 levels up.
-pub fn resolve_repo_root(configured: Option<&str>, workspace: &Path, cwd: Option<&Path>) -> Option<PathBuf> {
+pub fn resolve_repo_root(
+    configured: Option<&str>,
+    workspace: &Path,
+    cwd: Option<&Path>,
+) -> Option<PathBuf> {
     if let Some(dir) = configured.map(js_trim).filter(|s| !s.is_empty()) {
         let dir = crate::state::paths::expand_user(dir);
         if dir.is_dir() {
             return Some(dir);
         }
     }
-    std::iter::once(workspace).chain(cwd).find_map(find_git_root)
+    std::iter::once(workspace)
+        .chain(cwd)
+        .find_map(find_git_root)
 }
 
 fn find_git_root(start: &Path) -> Option<PathBuf> {

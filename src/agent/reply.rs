@@ -177,7 +177,9 @@ fn strip_markup(text: &str) -> String {
     out.push_str(rest);
     let out = replace_ascii_ci(&out, "&nbsp;", " ");
     let wrap = |c: char| matches!(c, '*' | '`' | '~' | '_');
-    out.trim_start_matches(wrap).trim_end_matches(wrap).to_string()
+    out.trim_start_matches(wrap)
+        .trim_end_matches(wrap)
+        .to_string()
 }
 
 /// Case-insensitive replace of an ASCII needle (`/&nbsp;/gi`).
@@ -320,8 +322,7 @@ enum Directive {
 
 /// ASCII case-insensitive `starts_with` (the regexes use the `i` flag).
 fn starts_with_ci(s: &str, prefix: &str) -> bool {
-    s.len() >= prefix.len()
-        && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// `\s*\]\]` at `i`: the end of a tag.

@@ -356,9 +356,69 @@ fn record_session(
     }
 }
 
-/// The system prompt for this turn (agents.md §3.2).
+/// The system prompt for this turn (agents.md §3.2): the workspace's bootstrap files, the
+/// runtime line and the fixed sections; no tools yet.
 fn system_prompt(input: &TurnInput, provider: &str, model: &str) -> String {
-    let _ = (provider, model);
-    let _ = input;
-    String::from("You are a personal assistant running inside Moltbot.")
+    use crate::agent::{bootstrap, envelope, prompt};
+    let cfg = &input.config.config;
+    let ws = input.workspace.to_string_lossy().into_owned();
+    let skip = cfg.pointer("/agents/defaults/skipBootstrap") == Some(&Value::Bool(true));
+    if let Err(e) = bootstrap::ensure_workspace(&ws, skip) {
+        log::warn!(target: "agent", "could not prepare workspace {ws}: {e}");
+    }
+    let max_chars = bootstrap::resolve_bootstrap_max_chars(cfg);
+    let (files, context_files) =
+        bootstrap::resolve_bootstrap_context(&ws, Some(&input.session_key), max_chars);
+    let default =
+        models::resolve_configured_model_ref(cfg, models::DEFAULT_PROVIDER, models::DEFAULT_MODEL);
+    let tz = cfg
+        .pointer("/agents/defaults/userTimezone")
+        .and_then(Value::as_str);
+    let params = prompt::PromptParams {
+        agent_id: Some(input.agent_id.clone()),
+        workspace_dir: ws,
+        model: Some(format!("{provider}/{model}")),
+        default_model: Some(format!("{}/{}", default.provider, default.model)),
+        channel: Some("webchat".into()),
+        thinking: input.thinking.clone(),
+        user_timezone: Some(envelope::resolve_user_timezone(tz)),
+        aliases: prompt::aliases_from_config(cfg),
+        heartbeat_prompt: heartbeat_prompt(cfg, &input.agent_id),
+        mode: if bootstrap::is_subagent_session_key(&input.session_key) {
+            prompt::PromptMode::Minimal
+        } else {
+            prompt::PromptMode::Full
+        },
+        runtime: prompt::RuntimeInfo {
+            host: Some(crate::util::hostname()),
+            os: Some(format!("{} {}", std::env::consts::OS, os_release())),
+            arch: Some(prompt::node_arch(std::env::consts::ARCH).to_string()),
+            ..Default::default()
+        },
+        workspace_notes: bootstrap::workspace_notes(&files),
+        context_files,
+        ..Default::default()
+    };
+    prompt::build_system_prompt(&params)
+}
+
+/// The default agent sees its heartbeat prompt; other agents get `(configured)` upstream-side.
+fn heartbeat_prompt(cfg: &Value, agent_id: &str) -> Option<String> {
+    if agent_id != crate::config::default_agent_id(cfg) {
+        return None;
+    }
+    let configured = cfg
+        .pointer("/agents/defaults/heartbeat/prompt")
+        .and_then(Value::as_str);
+    Some(
+        configured
+            .unwrap_or(crate::gateway::health::DEFAULT_HEARTBEAT_PROMPT)
+            .to_string(),
+    )
+}
+
+fn os_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }

@@ -8,7 +8,7 @@ use super::core::Gateway;
 use crate::config::{self, json5};
 use crate::util::now_ms;
 
-const DEFAULT_HEARTBEAT_PROMPT: &str = "Read HEARTBEAT.md if it exists (workspace context). Follow it strictly. Do not infer or repeat old tasks from prior chats. If nothing needs attention, reply HEARTBEAT_OK.";
+pub const DEFAULT_HEARTBEAT_PROMPT: &str = "Read HEARTBEAT.md if it exists (workspace context). Follow it strictly. Do not infer or repeat old tasks from prior chats. If nothing needs attention, reply HEARTBEAT_OK.";
 const RECENT: usize = 5;
 
 /// Session-store facts for one agent: `{path, count, recent:[{key, updatedAt, age}]}`.
