@@ -186,3 +186,17 @@ fn logs_tail_returns_json_lines_and_cursor() {
         .iter()
         .any(|l| l.as_str().unwrap_or("").contains("nope.cause.a.line")));
 }
+
+#[test]
+fn models_list_serves_the_embedded_catalog() {
+    let gw = Gateway::start(Opts::default());
+    let (mut ws, _) = gw.connect();
+    let models = ws.call("models.list", json!({}));
+    let list = models["models"].as_array().unwrap();
+    let opus = list
+        .iter()
+        .find(|m| m["id"] == "claude-opus-4-5" && m["provider"] == "anthropic")
+        .expect("claude-opus-4-5 listed");
+    assert!(opus["contextWindow"].as_u64().unwrap_or(0) >= 200_000);
+    assert!(list.iter().any(|m| m["provider"] == "openai"));
+}

@@ -24,7 +24,13 @@ pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> RpcResult {
                 json!({"updatedAt": now, "days": days, "daily": [], "totals": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0, "totalTokens": 0, "totalCost": 0, "missingCostEntries": 0}}),
             )
         }
-        "models.list" => Ok(json!({"models": []})),
+        "models.list" => {
+            let registry =
+                crate::agent::models::registry::Registry::from_config(&gw.snapshot.config);
+            Ok(crate::agent::models::registry::models_list_payload(
+                &registry.catalog(),
+            ))
+        }
         "tts.status" => {
             Ok(json!({"enabled": false, "auto": "off", "provider": "edge", "providers": []}))
         }
