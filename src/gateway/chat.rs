@@ -31,6 +31,8 @@ pub struct PendingTurn {
     pub agent_id: String,
     pub prompt: String,
     pub thinking: Option<String>,
+    /// For the `agent` method: where its second (final) response goes.
+    pub reply_to: Option<(super::event::ConnId, String)>,
 }
 
 impl Queued for PendingTurn {
@@ -44,13 +46,15 @@ impl Queued for PendingTurn {
 }
 
 /// A run in progress.
-struct Run {
+pub(super) struct Run {
     key_sent: String,
-    key: String,
+    pub(super) key: String,
     abort: AbortSignal,
     seq: u64,
     text: String,
     last_delta: Option<Instant>,
+    pub(super) started_at: u64,
+    pub(super) reply_to: Option<(super::event::ConnId, String)>,
 }
 
 pub struct Chat {
@@ -58,6 +62,8 @@ pub struct Chat {
     lanes: SessionLanes<PendingTurn>,
     runs: HashMap<String, Run>,
     pub dedupe: Dedupe,
+    /// `agent`/`agent.wait` bookkeeping (`gateway/agent_rpc.rs`).
+    pub waits: super::agent_rpc::Waits,
 }
 
 impl Chat {
@@ -67,6 +73,7 @@ impl Chat {
             lanes: SessionLanes::default(),
             runs: HashMap::new(),
             dedupe: Dedupe::default(),
+            waits: Default::default(),
         }
     }
 
@@ -156,13 +163,14 @@ impl Gateway {
             agent_id,
             prompt: message.to_string(),
             thinking,
+            reply_to: None,
         };
         self.chat.dedupe.put(&dedupe_key, Entry::InFlight);
         self.admit(pending);
         Ok(json!({"runId": run_id, "status": "started"}))
     }
 
-    fn admit(&mut self, pending: PendingTurn) {
+    pub(super) fn admit(&mut self, pending: PendingTurn) {
         let policy = queue_policy(&self.snapshot.config);
         let key = pending.key.clone();
         match self.chat.lanes.admit(&key, pending, &policy, true) {
@@ -192,6 +200,8 @@ impl Gateway {
             seq: 0,
             text: String::new(),
             last_delta: None,
+            started_at: now_ms(),
+            reply_to: p.reply_to.clone(),
         };
         self.chat.runs.insert(p.run_id.clone(), run);
         let input = TurnInput {
@@ -323,6 +333,7 @@ impl Gateway {
         let Some(run) = self.chat.runs.remove(run_id) else {
             return;
         };
+        self.finish_agent_rpc(run_id, &run, &outcome, ended);
         let policy = queue_policy(&self.snapshot.config);
         if let Some(next) = self.chat.lanes.finished(&run.key, &policy) {
             self.start_turn(next);
@@ -376,7 +387,7 @@ fn static_code(code: &str) -> &'static str {
 }
 
 /// `agent:<id>:…` → `<id>`; other keys belong to the default agent.
-fn agent_of_key(key: &str, config: &Value) -> String {
+pub(super) fn agent_of_key(key: &str, config: &Value) -> String {
     key.strip_prefix("agent:")
         .and_then(|rest| rest.split(':').next())
         .map(crate::config::normalize_agent_id)

@@ -138,6 +138,10 @@ impl Gateway {
                 Some((at, _)) => after(at.saturating_duration_since(Instant::now())),
                 None => never(),
             };
+            let waits = match self.chat.waits.next_deadline() {
+                Some(at) => after(at.saturating_duration_since(Instant::now())),
+                None => never(),
+            };
             let trim = match self.trim_at {
                 Some(at) => after(at.saturating_duration_since(Instant::now())),
                 None => never(),
@@ -156,6 +160,7 @@ impl Gateway {
                 }
                 recv(ticks) -> _ => self.broadcast("tick", json!({"ts": crate::util::now_ms()}), Broadcast { droppable: true, ..Default::default() }),
                 recv(health) -> _ => { self.refresh_health(true); }
+                recv(waits) -> _ => self.expire_waiters(),
                 recv(trim) -> _ => {
                     self.trim_at = None;
                     crate::memory::trim();

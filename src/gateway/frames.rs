@@ -87,6 +87,9 @@ impl Gateway {
                 )),
             );
         }
+        if method == "agent" || method == "agent.wait" {
+            return self.on_agent_request(conn, &id, &method, params);
+        }
         let started = std::time::Instant::now();
         // A handler bug must cost one request, not the gateway: a panic becomes UNAVAILABLE.
         let run = std::panic::AssertUnwindSafe(|| methods::dispatch(self, conn, &method, params));
@@ -130,6 +133,40 @@ impl Gateway {
         }
         let params = frame.get("params").cloned().unwrap_or(Value::Null);
         self.on_connect(conn, &id, params);
+    }
+}
+
+impl Gateway {
+    /// `agent` and `agent.wait` answer on the same request id later, so they need the id.
+    fn on_agent_request(&mut self, conn: ConnId, id: &str, method: &str, params: Value) {
+        let allowed = self
+            .clients
+            .get(&conn)
+            .and_then(|c| c.session.as_ref())
+            .is_some_and(|s| {
+                s.role == "operator"
+                    && (s.has_scope("operator.admin") || s.has_scope("operator.write"))
+            });
+        if !allowed {
+            return self.respond(
+                conn,
+                id,
+                Err(RpcError::invalid("missing scope: operator.write")),
+            );
+        }
+        let params = if params.is_null() {
+            Value::Object(Default::default())
+        } else {
+            params
+        };
+        let result = if method == "agent" {
+            Some(self.agent_method(conn, id, &params))
+        } else {
+            self.agent_wait(conn, id, &params)
+        };
+        if let Some(r) = result {
+            self.respond(conn, id, r);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `moltbot gateway`: boot (config, gating, auth, lock, listener), the loop, in-process restarts
 //! and shutdown. The order of start-up checks and their texts follow upstream's `gateway run`.
 
+pub mod agent_rpc;
 pub mod auth;
 mod boot;
 pub mod chat;

@@ -222,3 +222,46 @@ fn idempotency_and_abort_words() {
     );
     assert_eq!(msg, "message or attachment required");
 }
+
+#[test]
+fn agent_method_answers_twice_and_agent_wait_reports() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::text(["Done ", "here."]).chunk_delay(Duration::from_millis(100)));
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    let params = json!({"message": "hi", "agentId": "main", "sessionKey": "agent:main:main", "deliver": false, "channel": "whatsapp", "timeout": 600, "idempotencyKey": "ag-1"});
+    let first = ws.request("agent", params);
+    assert_eq!(first["payload"]["status"], "accepted", "{first}");
+    let id = first["id"].as_str().unwrap().to_string();
+    let second = ws.response(&id);
+    assert_eq!(second["ok"], true, "{second}");
+    assert_eq!(second["payload"]["summary"], "completed");
+    assert_eq!(
+        second["payload"]["result"]["payloads"][0]["text"],
+        "Done here."
+    );
+    assert_eq!(
+        second["payload"]["result"]["meta"]["agentMeta"]["provider"],
+        "anthropic"
+    );
+    let waited = ws.call("agent.wait", json!({"runId": "ag-1", "timeoutMs": 1000}));
+    assert_eq!(waited["status"], "ok");
+    assert!(waited["endedAt"].as_u64() >= waited["startedAt"].as_u64());
+    let (_, msg) = ws.call_err(
+        "agent",
+        json!({"message": "x", "channel": "carrier-pigeon", "idempotencyKey": "ag-2"}),
+    );
+    assert_eq!(msg, "invalid agent params: unknown channel: carrier-pigeon");
+    let (_, msg) = ws.call_err(
+        "agent",
+        json!({"message": "x", "agentId": "nobody", "idempotencyKey": "ag-3"}),
+    );
+    assert_eq!(msg, "invalid agent params: unknown agent id \"nobody\"");
+    assert_eq!(
+        ws.call(
+            "agent.wait",
+            json!({"runId": "never-ran", "timeoutMs": 200})
+        )["status"],
+        "timeout"
+    );
+}

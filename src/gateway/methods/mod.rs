@@ -210,6 +210,16 @@ impl RpcError {
 
 pub type RpcResult = Result<Value, RpcError>;
 
+/// Closed-object param checks, for handlers outside this module.
+pub fn closed_params(
+    method: &str,
+    params: &Value,
+    allowed: &[&str],
+    required: &[&str],
+) -> Result<(), RpcError> {
+    params::closed(method, params, allowed, required)
+}
+
 /// The default agent's `{agentId, name, avatar}` (also injected into the Control UI page).
 pub fn identity_of(config: &Value) -> Value {
     system::identity(config, &json!({}))
