@@ -83,6 +83,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
         failover::resolve_fallback_candidates(cfg, &primary.provider, &primary.model, None);
     let registry = Registry::from_config(cfg);
     let mut last_error = String::new();
+    let mut failed_message = None;
     for (i, candidate) in candidates.iter().enumerate() {
         let attempt = attempt(
             &input,
@@ -91,6 +92,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
             &mut transcript,
             &user,
             on_update,
+            &mut failed_message,
         );
         match attempt {
             Attempt::Done(outcome) => {
@@ -113,6 +115,20 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
             }
         }
     }
+    // Persisted as upstream does (the error message is kept but filtered from later requests).
+    if let Some(message) = failed_message {
+        let _ = transcript.append_message(user.clone());
+        let _ = transcript.append_message(message);
+    }
+    record_session(
+        &store,
+        &input.session_key,
+        &session_id,
+        &transcript_path,
+        &TurnOutcome::Failed {
+            message: last_error.clone(),
+        },
+    );
     let text = failover::user_text::format_assistant_error_text(true, &last_error)
         .unwrap_or_else(|| failover::user_text::format_run_failure_text(&last_error));
     TurnOutcome::Failed { message: text }
@@ -147,6 +163,9 @@ fn session_of(store: &SessionStore, key: &str) -> (String, PathBuf) {
     (id, path)
 }
 
+/// One model candidate: every usable auth profile in order (cooling ones skipped), else the
+/// provider's env key or config key. A failover-class error cools the profile down and moves to
+/// the next one; when none is left the next model gets its turn.
 fn attempt(
     input: &TurnInput,
     registry: &Registry,
@@ -154,6 +173,7 @@ fn attempt(
     transcript: &mut Transcript,
     user: &Value,
     on_update: &mut dyn FnMut(TurnUpdate),
+    failed: &mut Option<Value>,
 ) -> Attempt {
     let cfg = &input.config.config;
     let model =
@@ -168,24 +188,109 @@ fn attempt(
             model.api, model.provider, model.model_id
         ));
     };
-    let credential = match credential_for(input, &model.provider) {
-        Ok(c) => c,
-        Err(message) => return Attempt::FallBack(message),
-    };
+    let snapshot = input.config.clone();
+    let env = move |name: &str| snapshot.env(name);
+    let paths = auth::AuthPaths::for_agent(cfg, &input.state, &input.agent_id, &env);
+    let mut store = paths.load();
+    let now = now_ms();
+    let profiles: Vec<String> =
+        auth::resolve_auth_profile_order(cfg, &store, &model.provider, None, now)
+            .into_iter()
+            .filter(|id| !auth::is_profile_in_cooldown(&store, id, now))
+            .collect();
+    let mut choices: Vec<Option<String>> = profiles.into_iter().map(Some).collect();
+    if choices.is_empty() {
+        choices.push(None);
+    }
+    let mut last = Attempt::FallBack(format!(
+        "No API key found for provider \"{}\".",
+        model.provider
+    ));
+    for profile in choices {
+        let ctx = AuthContext {
+            config: cfg,
+            store: &store,
+            agent_dir: &paths.agent_dir,
+            env: &env,
+            now_ms: now_ms(),
+        };
+        let credential = match auth::resolve_api_key_for_provider(
+            &ctx,
+            &model.provider,
+            profile.as_deref(),
+            None,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                last = Attempt::FallBack(e.to_string());
+                continue;
+            }
+        };
+        let request = build_request(input, &model, api, &credential, transcript, user);
+        let result = stream_text(&request, input, on_update);
+        let failure_reason = result
+            .as_ref()
+            .err()
+            .and_then(|e| failover::classify::classify_failover_reason(&e.message));
+        if let Some(id) = &credential.profile_id {
+            match failure_reason {
+                Some(reason) => {
+                    auth::mark_auth_profile_failure(&mut store, &paths, id, reason, cfg, now_ms())
+                }
+                None if result.is_ok() => {
+                    auth::mark_auth_profile_good(&mut store, &paths, &model.provider, id);
+                    auth::mark_auth_profile_used(&mut store, &paths, id, now_ms());
+                }
+                None => {}
+            }
+        }
+        last = finish(
+            input,
+            transcript,
+            user,
+            result,
+            &model.provider,
+            &model.model_id,
+            failed,
+        );
+        if !matches!(last, Attempt::FallBack(_)) {
+            return last;
+        }
+    }
+    last
+}
+
+fn build_request(
+    input: &TurnInput,
+    model: &models::registry::ResolvedModel,
+    api: Api,
+    credential: &ResolvedCredential,
+    transcript: &mut Transcript,
+    user: &Value,
+) -> Request {
     let mut target = ModelTarget::new(&model.provider, api, &model.model_id, &model.base_url);
     target.headers = model.headers.clone();
     target.max_tokens = model.max_tokens.min(u64::from(u32::MAX)) as u32;
     target.context_window = model.context_window.min(u64::from(u32::MAX)) as u32;
     target.reasoning = model.reasoning;
     target.input_images = model.supports_images();
-    let mut request = Request::new(target, wire_credential(&credential, api));
+    let mut request = Request::new(target, wire_credential(credential, api));
     request.system = system_prompt(input, &model.provider, &model.model_id);
     let policy = HistoryPolicy::for_model(&model.api, &model.provider, &model.model_id);
     request.messages = transcript.history_for_request(&policy);
     request.messages.push(user.clone());
-    request.thinking = thinking_level(input, &model);
+    request.thinking = thinking_level(input, model);
     request.session_id = transcript.session_id().map(str::to_string);
     request.timeout = input.timeout;
+    request
+}
+
+/// Streams the request, reporting cumulative text as it arrives.
+fn stream_text(
+    request: &Request,
+    input: &TurnInput,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> Result<Value, ProviderError> {
     let mut text = String::new();
     let mut on_event = |ev: StreamEvent| {
         if let StreamEvent::TextDelta { delta, .. } = ev {
@@ -196,15 +301,7 @@ fn attempt(
             });
         }
     };
-    let result = providers::stream(&request, &input.abort, &mut on_event);
-    finish(
-        input,
-        transcript,
-        user,
-        result,
-        &model.provider,
-        &model.model_id,
-    )
+    providers::stream(request, &input.abort, &mut on_event)
 }
 
 /// Persists the exchange (user first, then the assistant or error message) and classifies it.
@@ -215,6 +312,7 @@ fn finish(
     result: Result<Value, ProviderError>,
     provider: &str,
     model: &str,
+    failed: &mut Option<Value>,
 ) -> Attempt {
     let session_id = transcript.session_id().unwrap_or_default().to_string();
     match result {
@@ -238,10 +336,9 @@ fn finish(
             })
         }
         Err(err) => {
-            if err.assistant.is_object() {
-                let _ = transcript.append_message(user.clone());
-                let _ = transcript.append_message(err.assistant.clone());
-            }
+            // Failed attempts are persisted once, by `run`, after the last candidate: writing
+            // each would repeat the user's message in the next attempt's history.
+            *failed = Some(err.assistant.clone()).filter(Value::is_object);
             if failover::classify::classify_failover_reason(&err.message).is_some() {
                 Attempt::FallBack(err.message)
             } else {
@@ -263,24 +360,6 @@ fn assistant_text(message: &Value) -> String {
         .filter_map(|b| b["text"].as_str())
         .collect::<Vec<_>>()
         .join("")
-}
-
-fn credential_for(input: &TurnInput, provider: &str) -> Result<ResolvedCredential, String> {
-    let agent_dir = input.state.agent_dir(&input.agent_id);
-    let main_dir = input
-        .state
-        .agent_dir(&crate::config::default_agent_id(&input.config.config));
-    let store = auth::store::load_auth_store(&agent_dir, &main_dir);
-    let snapshot = input.config.clone();
-    let env = move |name: &str| snapshot.env(name);
-    let ctx = AuthContext {
-        config: &input.config.config,
-        store: &store,
-        agent_dir: &agent_dir,
-        env: &env,
-        now_ms: now_ms(),
-    };
-    auth::resolve_api_key_for_provider(&ctx, provider, None, None).map_err(|e| e.to_string())
 }
 
 /// Anthropic API keys travel as `x-api-key`; tokens (setup-token, OAuth) and every OpenAI key

@@ -265,3 +265,53 @@ fn agent_method_answers_twice_and_agent_wait_reports() {
         "timeout"
     );
 }
+
+#[test]
+fn auth_failure_rotates_to_the_next_profile_and_cools_the_first_down() {
+    let fake = FakeLlm::start();
+    fake.push(Script::unauthorized());
+    fake.push(Script::text(["via b"]));
+    let gw = gateway_with(&fake, "");
+    let agent_dir = gw.state.path().join("agents/main/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let store = json!({"version": 1, "profiles": {
+        "anthropic:a": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-a"},
+        "anthropic:b": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-b"}},
+        "order": {"anthropic": ["anthropic:a", "anthropic:b"]}});
+    std::fs::write(agent_dir.join("auth-profiles.json"), store.to_string()).unwrap();
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "hi", "rot-1");
+    let last = chat_events(&mut ws, "rot-1").pop().unwrap();
+    assert_eq!(last["state"], "final", "{last}");
+    let keys: Vec<Option<String>> = fake
+        .requests()
+        .iter()
+        .map(|r| r.header("x-api-key").map(str::to_string))
+        .collect();
+    assert_eq!(
+        keys,
+        [Some("sk-ant-a".to_string()), Some("sk-ant-b".to_string())]
+    );
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(agent_dir.join("auth-profiles.json")).unwrap(),
+    )
+    .unwrap();
+    let stats = &written["usageStats"]["anthropic:a"];
+    assert!(
+        stats["cooldownUntil"].as_u64().unwrap_or(0) > moltbot::util::now_ms(),
+        "{written}"
+    );
+    assert_eq!(stats["errorCount"], 1);
+    // The cooled-down profile is skipped on the next turn.
+    fake.push(Script::text(["b again"]));
+    send(&mut ws, "main", "again", "rot-2");
+    assert_eq!(
+        chat_events(&mut ws, "rot-2").pop().unwrap()["state"],
+        "final"
+    );
+    assert_eq!(
+        fake.requests().last().unwrap().header("x-api-key"),
+        Some("sk-ant-b")
+    );
+    assert_eq!(fake.request_count(), 3);
+}
