@@ -315,3 +315,47 @@ fn auth_failure_rotates_to_the_next_profile_and_cools_the_first_down() {
     );
     assert_eq!(fake.request_count(), 3);
 }
+
+#[test]
+fn collect_mode_merges_messages_sent_while_busy() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::text(["first ", "reply"]).chunk_delay(Duration::from_millis(300)));
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "one", "col-1");
+    assert!(
+        fake.wait_for_requests(1, Duration::from_secs(5)),
+        "first turn reached the provider"
+    );
+    send(&mut ws, "main", "two", "col-2");
+    send(&mut ws, "main", "three", "col-3");
+    assert_eq!(
+        chat_events(&mut ws, "col-1").pop().unwrap()["state"],
+        "final"
+    );
+    assert_eq!(
+        chat_events(&mut ws, "col-2").pop().unwrap()["state"],
+        "final"
+    );
+    assert!(fake.wait_for_requests(2, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        fake.request_count(),
+        2,
+        "two queued messages become one turn"
+    );
+    let last = fake.requests()[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let text = last["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        text,
+        "[Queued messages while agent was busy]\n\n---\nQueued #1\ntwo\n\n---\nQueued #2\nthree"
+    );
+}
