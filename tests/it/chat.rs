@@ -359,3 +359,17 @@ fn collect_mode_merges_messages_sent_while_busy() {
         "[Queued messages while agent was busy]\n\n---\nQueued #1\ntwo\n\n---\nQueued #2\nthree"
     );
 }
+
+#[test]
+fn a_hanging_provider_times_out_and_falls_back() {
+    let fake = FakeLlm::start();
+    fake.push_for(Route::Anthropic, Script::hang());
+    fake.push_for(Route::Responses, Script::text(["after the timeout"]));
+    let defaults = r#"timeoutSeconds: 1, model: { primary: "anthropic/claude-opus-4-5", fallbacks: ["openai/gpt-5.2"] }"#;
+    let gw = gateway_with(&fake, defaults);
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "hi", "to-1");
+    let last = chat_events(&mut ws, "to-1").pop().unwrap();
+    assert_eq!(last["state"], "final", "{last}");
+    assert_eq!(last["message"]["content"][0]["text"], "after the timeout");
+}
