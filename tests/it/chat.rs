@@ -373,3 +373,46 @@ fn a_hanging_provider_times_out_and_falls_back() {
     assert_eq!(last["state"], "final", "{last}");
     assert_eq!(last["message"]["content"][0]["text"], "after the timeout");
 }
+
+#[test]
+fn kill_9_during_a_turn_leaves_readable_state() {
+    let fake = FakeLlm::start();
+    fake.push(Script::text(["done"]));
+    fake.push(
+        Script::text(["partial ", "never ", "finished"]).chunk_delay(Duration::from_millis(500)),
+    );
+    let mut gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "first", "k-1");
+    chat_events(&mut ws, "k-1");
+    send(&mut ws, "main", "second", "k-2");
+    let delta = ws.wait_event("chat").unwrap();
+    assert_eq!(delta["payload"]["state"], "delta");
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    let sessions = gw.state.path().join("agents/main/sessions");
+    let store: Value =
+        serde_json::from_str(&std::fs::read_to_string(sessions.join("sessions.json")).unwrap())
+            .expect("sessions.json parses");
+    let file = store["agent:main:main"]["sessionFile"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        serde_json::from_str::<Value>(line).expect("every transcript line parses");
+    }
+    // A new gateway on the same state dir continues the session.
+    fake.push(Script::text(["back"]));
+    let mut opts = Opts::local(&std::fs::read_to_string(gw.config_path()).unwrap());
+    opts.config = None;
+    opts.env
+        .push(("ANTHROPIC_API_KEY".into(), "sk-ant-test-key".into()));
+    let again = Gateway::try_start_in(opts, gw.state.clone())
+        .ok()
+        .expect("restarts");
+    let (mut ws, _) = again.connect();
+    let history = ws.call("chat.history", json!({"sessionKey": "main"}));
+    assert!(history["messages"].as_array().unwrap().len() >= 2);
+    send(&mut ws, "main", "third", "k-3");
+    assert_eq!(chat_events(&mut ws, "k-3").pop().unwrap()["state"], "final");
+}
