@@ -416,3 +416,52 @@ fn kill_9_during_a_turn_leaves_readable_state() {
     send(&mut ws, "main", "third", "k-3");
     assert_eq!(chat_events(&mut ws, "k-3").pop().unwrap()["state"], "final");
 }
+
+#[test]
+fn an_upstream_session_is_loaded_and_continued() {
+    let fake = FakeLlm::start();
+    fake.push(Script::text(["continuing"]));
+    let gw = gateway_with(&fake, "");
+    let sessions = gw.state.path().join("agents/main/sessions");
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream-session");
+    let transcript = "3f8c2d9e-6b1a-4c7e-9f00-2b5d7a1e4c11-topic-42.jsonl";
+    std::fs::copy(fixtures.join(transcript), sessions.join(transcript)).unwrap();
+    let store = std::fs::read_to_string(fixtures.join("sessions.json")).unwrap();
+    let store = store.replace("/home/u/.clawdbot", &gw.state.path().to_string_lossy());
+    std::fs::write(sessions.join("sessions.json"), store).unwrap();
+    let key = "agent:main:telegram:group:-1001234567890:topic:42";
+    let (mut ws, _) = gw.connect();
+    let before = ws.call("chat.history", json!({"sessionKey": key}));
+    let n_before = before["messages"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(n_before >= 2, "{before}");
+    let lines_before = std::fs::read_to_string(sessions.join(transcript))
+        .unwrap()
+        .lines()
+        .count();
+    send(&mut ws, key, "and then?", "up-1");
+    assert_eq!(
+        chat_events(&mut ws, "up-1").pop().unwrap()["state"],
+        "final"
+    );
+    let history = &fake.requests()[0].body["messages"];
+    assert!(
+        history.as_array().unwrap().len() > 1,
+        "upstream history sent to the model: {history}"
+    );
+    let text = std::fs::read_to_string(sessions.join(transcript)).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(
+        text.lines().count(),
+        lines_before + 2,
+        "user + assistant appended to the same file"
+    );
+    let (user, reply) = (&lines[lines.len() - 2], &lines[lines.len() - 1]);
+    assert_eq!(reply["parentId"], user["id"], "tree continues");
+    assert_eq!(reply["message"]["content"][0]["text"], "continuing");
+    let after = ws.call("chat.history", json!({"sessionKey": key}));
+    assert_eq!(after["messages"].as_array().unwrap().len(), n_before + 2);
+}
