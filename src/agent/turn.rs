@@ -469,10 +469,9 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str) -> String {
             prompt::PromptMode::Full
         },
         runtime: prompt::RuntimeInfo {
-            host: Some(crate::util::hostname()),
-            os: Some(format!("{} {}", std::env::consts::OS, os_release())),
-            arch: Some(prompt::node_arch(std::env::consts::ARCH).to_string()),
-            ..Default::default()
+            repo_root: bootstrap::resolve_repo_root(None, &input.workspace, None)
+                .map(|p| p.to_string_lossy().into_owned()),
+            ..prompt::RuntimeInfo::detect()
         },
         workspace_notes: bootstrap::workspace_notes(&files),
         context_files,
@@ -494,10 +493,4 @@ fn heartbeat_prompt(cfg: &Value, agent_id: &str) -> Option<String> {
             .unwrap_or(crate::gateway::health::DEFAULT_HEARTBEAT_PROMPT)
             .to_string(),
     )
-}
-
-fn os_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
