@@ -1,7 +1,8 @@
 //! Workspace bootstrap files: the embedded templates, `ensure_workspace` (templates,
 //! `BOOTSTRAP.md` and `git init` for brand-new workspaces), loading AGENTS/SOUL/TOOLS/IDENTITY/
 //! USER/HEARTBEAT/BOOTSTRAP(+MEMORY) in upstream's order with `[MISSING]` markers, the sub-agent
-//! subset, and the 70 % head + 20 % tail truncation with its exact marker text.
+//! subset, the 70 % head + 20 % tail truncation with its exact marker text, and the host facts
+//! of the prompt's `Runtime:` line (repo root, host name, `uname`), so `prompt` does no I/O.
 //!
 //! Upstream: `src/agents/workspace.ts`, `src/agents/bootstrap-files.ts`,
 //! `src/agents/pi-embedded-helpers/bootstrap.ts` (moltbot 2026.1.27-beta.1).
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::prompt::RuntimeInfo;
 use super::reply::{js_len, js_trim, js_trim_end};
 use crate::state::paths::{env_nonempty, expand_user, home_dir};
 
@@ -156,7 +158,7 @@ fn write_file_if_missing(path: &Path, content: &str) -> io::Result<()> {
 /// `git init` in a brand-new workspace. Every failure is ignored: a missing git must never
 /// fail workspace creation (or the turn behind it).
 fn ensure_git_repo(dir: &Path) {
-    if fs::symlink_metadata(dir.join(".git")).is_ok() {
+    if fs::metadata(dir.join(".git")).is_ok() {
         return;
     }
     let available = run_with_timeout(Command::new("git").arg("--version"), 2_000);
@@ -347,4 +349,83 @@ pub fn resolve_bootstrap_context(
     let files = filter_for_session(load_workspace_bootstrap_files(workspace_dir), session_key);
     let context = build_context_files(&files, max_chars);
     (files, context)
+}
+
+/// `resolveRepoRoot`: a configured directory (`agents.defaults.repoRoot`), else the nearest
+/// `.git` (dir or file) above the workspace, then the cwd, at most 12 levels up.
+pub fn resolve_repo_root(
+    configured: Option<&str>,
+    workspace: &Path,
+    cwd: Option<&Path>,
+) -> Option<PathBuf> {
+    if let Some(dir) = configured.map(js_trim).filter(|s| !s.is_empty()) {
+        let dir = expand_user(dir);
+        if dir.is_dir() {
+            return Some(dir);
+        }
+    }
+    std::iter::once(workspace)
+        .chain(cwd)
+        .find_map(find_git_root)
+}
+
+fn find_git_root(start: &Path) -> Option<PathBuf> {
+    let mut cur = Some(start);
+    for _ in 0..12 {
+        let dir = cur?;
+        if fs::metadata(dir.join(".git")).is_ok() {
+            return Some(dir.to_path_buf());
+        }
+        cur = dir.parent();
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host facts for the `Runtime:` line (kept here so `prompt` does no I/O)
+
+impl RuntimeInfo {
+    /// This host: display name (`.local` dropped), `<uname sysname> <release>`, Node-style arch.
+    pub fn detect() -> Self {
+        let host = crate::util::hostname();
+        let host = strip_suffix_ci(&host, ".local").trim().to_string();
+        let host = if host.is_empty() || host == "unknown" {
+            "moltbot".into()
+        } else {
+            host
+        };
+        RuntimeInfo {
+            host: Some(host),
+            os: uname_os(),
+            arch: Some(super::prompt::node_arch(std::env::consts::ARCH).to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> &'a str {
+    let n = s.len().saturating_sub(suffix.len());
+    if s.is_char_boundary(n) && s[n..].eq_ignore_ascii_case(suffix) {
+        &s[..n]
+    } else {
+        s
+    }
+}
+
+/// `${os.type()} ${os.release()}` from `uname(2)`.
+fn uname_os() -> Option<String> {
+    // SAFETY: `uname` fills a zeroed, caller-owned struct; the fields are NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Some(format!("{} {}", field(&u.sysname), field(&u.release)))
 }

@@ -90,9 +90,12 @@ impl Zone {
 }
 
 fn read_zoneinfo(name: &str) -> Option<Vec<u8>> {
-    let safe = !name.is_empty() && !name.starts_with('/') && !name.split('/').any(|p| p == "..");
+    // Zone names only: no absolute paths or `..` escaping the zoneinfo directory.
+    if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p == "..") {
+        return None;
+    }
     let data = std::fs::read(Path::new(ZONEINFO_DIR).join(name)).ok()?;
-    (safe && data.starts_with(b"TZif")).then_some(data)
+    data.starts_with(b"TZif").then_some(data)
 }
 
 /// Whether `Intl` would accept the zone (a zoneinfo entry exists), as `resolveExplicitTimezone`.
@@ -192,9 +195,9 @@ fn block_len(d: &[u8], at: usize, tsize: usize) -> Option<usize> {
 }
 
 /// Abbreviations en-US `Intl` prints for North American metazones; elsewhere it prints GMT±h.
+#[rustfmt::skip]
 const US_ABBRS: [&str; 14] = [
-    "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT", "AKST", "AKDT", "HST", "HDT", "AST",
-    "ADT",
+    "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT", "AKST", "AKDT", "HST", "HDT", "AST", "ADT",
 ];
 
 /// The en-US `timeZoneName: "short"` label.
@@ -506,42 +509,23 @@ pub fn build_user_message(m: &UserMessage) -> String {
     }
 }
 
+/// `normalizeThinkLevel`'s keyword lists, checked in this order (`think-hard` is low).
+#[rustfmt::skip]
+const THINK_WORDS: [(&str, &[&str]); 8] = [
+    ("off", &["off"]),
+    ("low", &["on", "enable", "enabled"]),
+    ("minimal", &["min", "minimal"]),
+    ("low", &["low", "thinkhard", "think-hard", "think_hard"]),
+    ("medium", &["mid", "med", "medium", "thinkharder", "think-harder", "harder"]),
+    ("high", &["high", "ultra", "ultrathink", "think-hard", "thinkhardest", "highest", "max"]),
+    ("xhigh", &["xhigh", "x-high", "x_high"]),
+    ("minimal", &["think"]),
+];
+
 /// `normalizeThinkLevel`: canonical level for a keyword (`on`→low, `ultrathink`→high, …).
 pub fn normalize_think_level(raw: &str) -> Option<&'static str> {
-    const TABLE: [(&str, &[&str]); 7] = [
-        ("off", &["off"]),
-        ("low", &["on", "enable", "enabled"]),
-        ("minimal", &["min", "minimal"]),
-        ("low", &["low", "thinkhard", "think-hard", "think_hard"]),
-        (
-            "medium",
-            &[
-                "mid",
-                "med",
-                "medium",
-                "thinkharder",
-                "think-harder",
-                "harder",
-            ],
-        ),
-        (
-            "high",
-            &[
-                "high",
-                "ultra",
-                "ultrathink",
-                "thinkhardest",
-                "highest",
-                "max",
-            ],
-        ),
-        ("xhigh", &["xhigh", "x-high", "x_high"]),
-    ];
     let key = raw.to_lowercase();
-    if key == "think" {
-        return Some("minimal");
-    }
-    TABLE
+    THINK_WORDS
         .iter()
         .find(|(_, words)| words.contains(&key.as_str()))
         .map(|(level, _)| *level)
@@ -568,20 +552,10 @@ pub fn consume_leading_think_level(
 // chat.history
 
 /// Channel labels whose `[<Label> …]` header is recognised without a timestamp.
+#[rustfmt::skip]
 const ENVELOPE_CHANNELS: [&str; 13] = [
-    "WebChat",
-    "WhatsApp",
-    "Telegram",
-    "Signal",
-    "Slack",
-    "Discord",
-    "Google Chat",
-    "iMessage",
-    "Teams",
-    "Matrix",
-    "Zalo",
-    "Zalo Personal",
-    "BlueBubbles",
+    "WebChat", "WhatsApp", "Telegram", "Signal", "Slack", "Discord", "Google Chat", "iMessage",
+    "Teams", "Matrix", "Zalo", "Zalo Personal", "BlueBubbles",
 ];
 
 /// `\d{4}-\d{2}-\d{2}(T| )\d{2}:\d{2}` followed by `Z\b` (T form) or `\b` (space form).

@@ -9,7 +9,6 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -114,41 +113,18 @@ const CORE_TOOL_SUMMARIES: [(&str, &str); 24] = [
 const CRON_SUMMARY: &str = "Manage cron jobs and wake events (use for reminders; when scheduling a reminder, write the systemEvent text as something that will read like a reminder when it fires, and mention that it is a reminder depending on the time gap between setting and firing; include recent context in reminder text if appropriate)";
 
 /// Display order of known tools; others follow alphabetically.
+#[rustfmt::skip]
 const TOOL_ORDER: [&str; 23] = [
-    "read",
-    "write",
-    "edit",
-    "apply_patch",
-    "grep",
-    "find",
-    "ls",
-    "exec",
-    "process",
-    "web_search",
-    "web_fetch",
-    "browser",
-    "canvas",
-    "nodes",
-    "cron",
-    "message",
-    "gateway",
-    "agents_list",
-    "sessions_list",
-    "sessions_history",
-    "sessions_send",
-    "session_status",
+    "read", "write", "edit", "apply_patch", "grep", "find", "ls", "exec", "process",
+    "web_search", "web_fetch", "browser", "canvas", "nodes", "cron", "message", "gateway",
+    "agents_list", "sessions_list", "sessions_history", "sessions_send", "session_status",
     "image",
 ];
 
 /// `CHAT_CHANNEL_ORDER`, the deliverable channels before plugins add theirs.
+#[rustfmt::skip]
 const CORE_CHANNELS: [&str; 7] = [
-    "telegram",
-    "whatsapp",
-    "discord",
-    "googlechat",
-    "slack",
-    "signal",
-    "imessage",
+    "telegram", "whatsapp", "discord", "googlechat", "slack", "signal", "imessage",
 ];
 
 const IDENTITY_LINE: &str = "You are a personal assistant running inside Moltbot.";
@@ -221,6 +197,18 @@ const REASONING_HINT: [&str; 8] = [
     "Example:",
     "<think>Short internal reasoning.</think>",
     "<final>Hey there! What would you like to do next?</final>",
+];
+
+const ALIASES_HEAD: [&str; 2] = [
+    "## Model Aliases",
+    "Prefer aliases when specifying model overrides; full provider/model is also accepted.",
+];
+
+const WORKSPACE_SCOPE: &str = "Treat this directory as the single global workspace for file operations unless explicitly instructed otherwise.";
+
+const INJECTED_FILES: [&str; 2] = [
+    "## Workspace Files (injected)",
+    "These user-editable files are loaded by Moltbot and included below in Project Context.",
 ];
 
 const SOUL_NOTE: &str = "If SOUL.md is present, embody its persona and tone. Avoid stiff, generic replies; follow its guidance unless higher-priority instructions override it.";
@@ -342,18 +330,14 @@ fn alias_section(lines: &mut Vec<String>, aliases: &[(String, String)]) {
     if alias_lines.is_empty() {
         return;
     }
-    lines.push("## Model Aliases".into());
-    lines.push(
-        "Prefer aliases when specifying model overrides; full provider/model is also accepted."
-            .into(),
-    );
+    push_all(lines, &ALIASES_HEAD);
     lines.push(alias_lines.join("\n"));
 }
 
 fn workspace_section(lines: &mut Vec<String>, p: &PromptParams) {
     lines.push("## Workspace".into());
     lines.push(format!("Your working directory is: {}", p.workspace_dir));
-    lines.push("Treat this directory as the single global workspace for file operations unless explicitly instructed otherwise.".into());
+    lines.push(WORKSPACE_SCOPE.into());
     let notes = p.workspace_notes.iter().map(|n| js_trim(n).to_string());
     lines.extend(notes);
 }
@@ -376,11 +360,7 @@ fn identity_and_time(lines: &mut Vec<String>, p: &PromptParams, minimal: bool) {
         lines.push("## Current Date & Time".into());
         lines.push(format!("Time zone: {tz}"));
     }
-    lines.push("## Workspace Files (injected)".into());
-    lines.push(
-        "These user-editable files are loaded by Moltbot and included below in Project Context."
-            .into(),
-    );
+    push_all(lines, &INJECTED_FILES);
 }
 
 fn messaging_section(
@@ -622,32 +602,14 @@ pub fn aliases_from_config(cfg: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-impl RuntimeInfo {
-    /// This host: display name (`.local` dropped), `<uname sysname> <release>`, Node-style arch.
-    pub fn detect() -> Self {
-        let host = crate::util::hostname();
-        let host = strip_suffix_ci(&host, ".local").trim().to_string();
-        let host = if host.is_empty() || host == "unknown" {
-            "moltbot".into()
-        } else {
-            host
-        };
-        RuntimeInfo {
-            host: Some(host),
-            os: uname_os(),
-            arch: Some(node_arch(std::env::consts::ARCH).to_string()),
-            ..Default::default()
-        }
-    }
-}
-
-fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> &'a str {
-    let n = s.len().saturating_sub(suffix.len());
-    if s.is_char_boundary(n) && s[n..].eq_ignore_ascii_case(suffix) {
-        &s[..n]
-    } else {
-        s
-    }
+/// `isReasoningTagProvider`: providers whose models get the `<think>/<final>` instructions.
+pub fn is_reasoning_tag_provider(provider: &str) -> bool {
+    let p = js_trim(provider).to_lowercase();
+    matches!(
+        p.as_str(),
+        "ollama" | "google-gemini-cli" | "google-generative-ai"
+    ) || p.contains("google-antigravity")
+        || p.contains("minimax")
 }
 
 /// Node's `os.arch()` names for Rust's target arch names.
@@ -660,52 +622,4 @@ pub fn node_arch(rust_arch: &str) -> &str {
         "loongarch64" => "loong64",
         other => other,
     }
-}
-
-/// `${os.type()} ${os.release()}` from `uname(2)`.
-fn uname_os() -> Option<String> {
-    // SAFETY: `uname` fills a zeroed, caller-owned struct; the fields are NUL-terminated.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Some(format!("{} {}", field(&u.sysname), field(&u.release)))
-}
-
-/// `resolveRepoRoot`: a configured directory (`agents.defaults.repoRoot`), else the nearest
-/// `.git` (dir or file) above the workspace, then the cwd, at most 12 levels up.
-pub fn resolve_repo_root(
-    configured: Option<&str>,
-    workspace: &Path,
-    cwd: Option<&Path>,
-) -> Option<PathBuf> {
-    if let Some(dir) = configured.map(js_trim).filter(|s| !s.is_empty()) {
-        let dir = crate::state::paths::expand_user(dir);
-        if dir.is_dir() {
-            return Some(dir);
-        }
-    }
-    std::iter::once(workspace)
-        .chain(cwd)
-        .find_map(find_git_root)
-}
-
-fn find_git_root(start: &Path) -> Option<PathBuf> {
-    let mut cur = Some(start);
-    for _ in 0..12 {
-        let dir = cur?;
-        if std::fs::metadata(dir.join(".git")).is_ok() {
-            return Some(dir.to_path_buf());
-        }
-        cur = dir.parent();
-    }
-    None
 }
