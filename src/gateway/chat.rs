@@ -398,18 +398,7 @@ pub(super) fn agent_of_key(key: &str, config: &Value) -> String {
 /// or `~/clawd`, else `~/clawd-<id>`.
 pub fn workspace_of(config: &Value, agent_id: &str) -> std::path::PathBuf {
     use crate::state::paths::expand_user;
-    let entry = config
-        .pointer("/agents/list")
-        .and_then(Value::as_array)
-        .and_then(|l| {
-            l.iter().find(|a| {
-                a.get("id")
-                    .and_then(Value::as_str)
-                    .map(crate::config::normalize_agent_id)
-                    .as_deref()
-                    == Some(agent_id)
-            })
-        });
+    let entry = crate::agent::models::agent_entry(config, agent_id);
     if let Some(w) = entry
         .and_then(|e| e.get("workspace"))
         .and_then(Value::as_str)

@@ -94,21 +94,11 @@ pub fn identity(cfg: &Value, params: &Value) -> Value {
         .or(from_key)
         .map(config::normalize_agent_id)
         .unwrap_or_else(|| config::default_agent_id(cfg));
-    let entry = cfg
-        .pointer("/agents/list")
-        .and_then(Value::as_array)
-        .and_then(|l| {
-            l.iter().find(|a| {
-                a.get("id")
-                    .and_then(Value::as_str)
-                    .map(config::normalize_agent_id)
-                    .as_deref()
-                    == Some(agent_id.as_str())
-            })
-        });
+    let entry = crate::agent::models::agent_entry(cfg, &agent_id);
     let ident = |k: &str| {
         entry
-            .and_then(|e| e.pointer(&format!("/identity/{k}")))
+            .and_then(|e| e.get("identity"))
+            .and_then(|i| i.get(k))
             .and_then(Value::as_str)
             .map(str::to_string)
     };
