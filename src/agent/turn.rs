@@ -402,8 +402,13 @@ fn record_session(
 ) {
     let now = now_ms();
     let result = store.update(key, |entry| {
-        if entry.get("sessionId").and_then(Value::as_str) != Some(session_id) {
-            *entry = crate::agent::sessions::new_entry_with_file(session_id, now, transcript);
+        match entry.get("sessionId").and_then(Value::as_str) {
+            None => {
+                *entry = crate::agent::sessions::new_entry_with_file(session_id, now, transcript)
+            }
+            // `sessions.reset` ran while this turn was streaming: the new session wins.
+            Some(current) if current != session_id => return,
+            Some(_) => {}
         }
         entry.insert("updatedAt".into(), json!(now));
         entry.insert("lastChannel".into(), json!("webchat"));

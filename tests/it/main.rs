@@ -18,3 +18,5 @@ mod http;
 mod lifecycle;
 /// Frames after the handshake: core methods, errors, bad and oversized frames.
 mod methods;
+/// sessions.patch/reset/delete/preview/resolve/compact against a seeded store and transcript.
+mod sessions;

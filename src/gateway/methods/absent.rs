@@ -56,7 +56,6 @@ pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> RpcResult {
         "node.invoke.result" | "node.event" => Ok(json!({"ok": true})),
         "exec.approvals.get" => Ok(exec_approvals()),
         "exec.approval.resolve" => Err(RpcError::invalid("unknown approval id")),
-        "sessions.preview" => Ok(previews(params, now)),
         _ => Err(RpcError::unavailable(unavailable_text(method))),
     }
 }
@@ -99,18 +98,4 @@ fn exec_approvals() -> Value {
         .and_then(|r| serde_json::from_str::<Value>(r).ok())
         .unwrap_or_else(|| json!({"version": 1, "socket": {}, "defaults": {}, "agents": {}}));
     json!({"path": path.to_string_lossy(), "exists": raw.is_some(), "hash": crate::util::sha256_hex(raw.unwrap_or_default().as_bytes()), "file": file})
-}
-
-fn previews(params: &Value, now: u64) -> Value {
-    let keys = params
-        .get("keys")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let previews: Vec<Value> = keys
-        .iter()
-        .filter_map(Value::as_str)
-        .map(|k| json!({"key": k, "status": "missing", "items": []}))
-        .collect();
-    json!({"ts": now, "previews": previews})
 }

@@ -6,6 +6,7 @@ mod chat;
 mod config;
 mod devices;
 mod params;
+mod sessions;
 mod system;
 
 use serde_json::{json, Value};
@@ -286,6 +287,9 @@ pub fn dispatch(gw: &mut Gateway, conn: ConnId, method: &str, params: Value) -> 
         return r;
     }
     if let Some(r) = chat::handle(gw, method, &params) {
+        return r;
+    }
+    if let Some(r) = sessions::handle(gw, method, &params) {
         return r;
     }
     absent::handle(gw, method, &params)
