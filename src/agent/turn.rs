@@ -321,7 +321,13 @@ fn finish(
             if let Err(e) = transcript.append_message(message.clone()) {
                 log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
             }
-            let text = assistant_text(&message);
+            // `NO_REPLY` (at either edge) means "nothing to say": persisted, never delivered.
+            let raw = assistant_text(&message);
+            let silent = crate::agent::reply::is_silent_reply_text(
+                &raw,
+                crate::agent::reply::SILENT_REPLY_TOKEN,
+            );
+            let text = if silent { String::new() } else { raw };
             if message.get("stopReason").and_then(Value::as_str) == Some("aborted")
                 || input.abort.is_aborted()
             {

@@ -465,3 +465,24 @@ fn an_upstream_session_is_loaded_and_continued() {
     let after = ws.call("chat.history", json!({"sessionKey": key}));
     assert_eq!(after["messages"].as_array().unwrap().len(), n_before + 2);
 }
+
+#[test]
+fn a_no_reply_answer_is_not_delivered() {
+    let fake = FakeLlm::start();
+    fake.push(Script::text(["NO_REPLY"]));
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "psst", "nr-1");
+    let last = chat_events(&mut ws, "nr-1").pop().unwrap();
+    assert_eq!(last["state"], "final");
+    assert!(
+        last.get("message").is_none(),
+        "silent reply carries no message: {last}"
+    );
+    let history = ws.call("chat.history", json!({"sessionKey": "main"}));
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        2,
+        "still persisted"
+    );
+}
