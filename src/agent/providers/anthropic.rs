@@ -227,15 +227,18 @@ fn convert_user(msg: &Value, images: bool) -> Option<Value> {
         .as_array()?
         .iter()
         .filter_map(|b| match str_of(b, "type") {
-            "text" => {
-                let text = str_of(b, "text");
-                (!text.trim().is_empty()).then(|| json!({"type": "text", "text": text}))
-            }
+            "text" => text_block(b),
             "image" if images => Some(image_block(b)),
             _ => None,
         })
         .collect();
     (!blocks.is_empty()).then(|| json!({"role": "user", "content": blocks}))
+}
+
+/// A pi text block as Anthropic's, or `None` for blank text (the API rejects empty blocks).
+fn text_block(b: &Value) -> Option<Value> {
+    let text = str_of(b, "text");
+    (!text.trim().is_empty()).then(|| json!({"type": "text", "text": text}))
 }
 
 fn convert_assistant(msg: &Value, oauth: bool) -> Option<Value> {
@@ -244,10 +247,7 @@ fn convert_assistant(msg: &Value, oauth: bool) -> Option<Value> {
         .as_array()?
         .iter()
         .filter_map(|b| match str_of(b, "type") {
-            "text" => {
-                let text = str_of(b, "text");
-                (!text.trim().is_empty()).then(|| json!({"type": "text", "text": text}))
-            }
+            "text" => text_block(b),
             "thinking" => {
                 let thinking = str_of(b, "thinking");
                 let sig = str_of(b, "thinkingSignature");

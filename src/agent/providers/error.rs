@@ -227,6 +227,33 @@ pub(crate) fn redact(text: &str, secret: &str) -> String {
     text.replace(secret, "[redacted]")
 }
 
+/// What an OpenAI SSE frame (Responses or Chat Completions) amounts to before API-specific
+/// handling: the end marker, a frame to ignore, or its JSON (an in-stream `error` is an `Err`).
+pub(crate) enum OpenAiFrame {
+    Done,
+    Skip,
+    Data(Value),
+}
+
+pub(crate) fn openai_frame(ev: &super::sse::SseEvent) -> Result<OpenAiFrame, ProviderError> {
+    if ev.data.starts_with("[DONE]") {
+        return Ok(OpenAiFrame::Done);
+    }
+    // Assistants-API `thread.*` events can reach compatible servers' streams; the SDK skips them.
+    if ev
+        .event
+        .as_deref()
+        .is_some_and(|e| e.starts_with("thread."))
+    {
+        return Ok(OpenAiFrame::Skip);
+    }
+    let data = super::parse_data(ev)?;
+    if let Some(err) = data.get("error").filter(|e| truthy(e)) {
+        return Err(ProviderError::stream(openai_stream_message(err)));
+    }
+    Ok(OpenAiFrame::Data(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,12 @@
 //! `data: {chunk}` … `data: [DONE]` decoder.
 
 use super::assistant::{Assistant, Block, StopReason, Usage};
-use super::error::{openai_http_message, openai_stream_message, truthy, ProviderError};
+use super::error::{openai_frame, openai_http_message, OpenAiFrame, ProviderError};
 use super::openai_responses::openai_headers;
 use super::sse::SseEvent;
 use super::transform::{sanitize_id, transform_messages};
 use super::transport::HttpCall;
-use super::{join_url, parse_data, str_of, u64_of, Decoder, ModelTarget, Request, ToolSpec};
+use super::{join_url, str_of, u64_of, Decoder, ModelTarget, Request, ToolSpec};
 use serde_json::{json, Map, Value};
 
 /// Provider quirks (pi-ai `detectCompat`, overridable per model `compat`).
@@ -468,20 +468,11 @@ impl ChatDecoder {
 
 impl Decoder for ChatDecoder {
     fn frame(&mut self, ev: SseEvent, out: &mut Assistant<'_>) -> Result<bool, ProviderError> {
-        if ev.data.starts_with("[DONE]") {
-            return Ok(true);
-        }
-        if ev
-            .event
-            .as_deref()
-            .is_some_and(|e| e.starts_with("thread."))
-        {
-            return Ok(false);
-        }
-        let chunk = parse_data(&ev)?;
-        if let Some(err) = chunk.get("error").filter(|e| truthy(e)) {
-            return Err(ProviderError::stream(openai_stream_message(err)));
-        }
+        let chunk = match openai_frame(&ev)? {
+            OpenAiFrame::Done => return Ok(true),
+            OpenAiFrame::Skip => return Ok(false),
+            OpenAiFrame::Data(v) => v,
+        };
         if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
             self.usage(u, out);
         }

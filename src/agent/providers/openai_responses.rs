@@ -2,11 +2,11 @@
 //! `input` item list built from pi messages, and the `response.*` event decoder.
 
 use super::assistant::{Assistant, Block, StopReason, Usage};
-use super::error::{openai_http_message, openai_stream_message, truthy, ProviderError};
+use super::error::{openai_frame, openai_http_message, OpenAiFrame, ProviderError};
 use super::sse::SseEvent;
 use super::transform::{sanitize_id, transform_messages};
 use super::transport::HttpCall;
-use super::{join_url, merge_headers, parse_data, str_of, u64_of, Decoder, Request, ToolSpec};
+use super::{join_url, merge_headers, str_of, u64_of, Decoder, Request, ToolSpec};
 use serde_json::{json, Map, Value};
 
 /// Headers both OpenAI APIs send: Bearer auth, JSON, then model/provider overrides.
@@ -425,20 +425,11 @@ impl ResponsesDecoder {
 
 impl Decoder for ResponsesDecoder {
     fn frame(&mut self, ev: SseEvent, out: &mut Assistant<'_>) -> Result<bool, ProviderError> {
-        if ev.data.starts_with("[DONE]") {
-            return Ok(true);
-        }
-        if ev
-            .event
-            .as_deref()
-            .is_some_and(|e| e.starts_with("thread."))
-        {
-            return Ok(false);
-        }
-        let data = parse_data(&ev)?;
-        if let Some(err) = data.get("error").filter(|e| truthy(e)) {
-            return Err(ProviderError::stream(openai_stream_message(err)));
-        }
+        let data = match openai_frame(&ev)? {
+            OpenAiFrame::Done => return Ok(true),
+            OpenAiFrame::Skip => return Ok(false),
+            OpenAiFrame::Data(v) => v,
+        };
         let delta = str_of(&data, "delta");
         match str_of(&data, "type") {
             "response.output_item.added" => self.item_added(&data, out),
