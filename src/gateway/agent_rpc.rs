@@ -16,6 +16,9 @@ use crate::util::now_ms;
 /// How long a finished run's snapshot answers `agent.wait`.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 const DEFAULT_WAIT_MS: u64 = 30_000;
+/// Bounds on remembered runs and pending `agent.wait` calls (a client cannot grow them at will).
+const MAX_SNAPSHOTS: usize = 1000;
+const MAX_WAITERS: usize = 1000;
 
 const AGENT_KEYS: [&str; 24] = [
     "message",
@@ -173,6 +176,18 @@ impl Gateway {
         for w in waiting {
             self.respond(w.conn, &w.req_id, Ok(payload.clone()));
         }
+        if self.chat.waits.finished.len() >= MAX_SNAPSHOTS {
+            let oldest = self
+                .chat
+                .waits
+                .finished
+                .iter()
+                .min_by_key(|(_, s)| s.kept)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.chat.waits.finished.remove(&k);
+            }
+        }
         self.chat.waits.finished.insert(run_id.to_string(), snap);
     }
 
@@ -195,7 +210,7 @@ impl Gateway {
             .get("timeoutMs")
             .and_then(Value::as_u64)
             .unwrap_or(DEFAULT_WAIT_MS);
-        if timeout == 0 {
+        if timeout == 0 || self.chat.waits.waiters.len() >= MAX_WAITERS {
             return Some(Ok(json!({"runId": run_id, "status": "timeout"})));
         }
         let deadline = Instant::now() + Duration::from_millis(timeout);
