@@ -152,13 +152,32 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// Encodes as base64url without padding (the form upstream uses for keys and signatures).
 pub fn base64url_encode(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    encode64(
+        data,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        false,
+    )
+}
+
+/// Encodes as standard, padded base64 (image blocks, data URLs).
+pub fn base64_encode(data: &[u8]) -> String {
+    encode64(
+        data,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        true,
+    )
+}
+
+fn encode64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let n =
             chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
-            s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            s.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+        if pad {
+            s.extend(std::iter::repeat_n('=', 3 - chunk.len()));
         }
     }
     s

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod compaction;
 pub mod envelope;
 pub mod failover;
 pub mod lanes;
@@ -13,5 +14,8 @@ pub mod prompt;
 pub mod providers;
 pub mod reply;
 pub mod sessions;
+pub mod tools;
 pub mod transcript;
 pub mod turn;
+pub mod turn_loop;
+pub mod turn_session;

@@ -32,8 +32,12 @@ pub struct TurnInput {
 pub enum TurnUpdate {
     /// A worker picked the turn up.
     Started,
-    /// The provider stream produced text: cumulative text and the new part.
+    /// The provider stream produced text: the run's cumulative reply and the new part.
     Text { text: String, delta: String },
+    /// A tool call is about to run (the assistant message's `toolCall` block).
+    ToolStart { call: Value },
+    /// It ran: the `toolResult` message appended to the transcript.
+    ToolResult { result: Value },
 }
 
 /// How the turn ended.
@@ -55,13 +59,17 @@ pub enum TurnOutcome {
 
 use crate::agent::auth::{self, AuthContext, AuthMode, ResolvedCredential};
 use crate::agent::failover;
+use crate::agent::failover::retry::{RetryLayers, SdkRetry, SessionRetry};
 use crate::agent::models::{self, registry::Registry, ModelRef};
 use crate::agent::providers::{
-    self, Api, Credential, ModelTarget, ProviderError, Request, StreamEvent, ThinkingLevel,
+    Api, Credential, ModelTarget, ProviderError, Request, ThinkingLevel,
 };
 use crate::agent::sessions::SessionStore;
+use crate::agent::tools::ToolSet;
 use crate::agent::transcript::HistoryPolicy;
 use crate::agent::transcript::Transcript;
+use crate::agent::turn_loop::{self, RunState};
+use crate::agent::turn_session::{record_session, session_of, start_new_session};
 use crate::util::now_ms;
 use serde_json::json;
 
@@ -70,13 +78,15 @@ use serde_json::json;
 pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutcome {
     on_update(TurnUpdate::Started);
     let store = SessionStore::new(input.state.sessions_store(&input.agent_id));
-    let (session_id, transcript_path) = session_of(&store, &input.session_key);
+    let (session_id, transcript_path) =
+        session_of(&store, &input.session_key, &input.config.config);
     let cwd = input.workspace.to_string_lossy().into_owned();
     let mut transcript = match Transcript::open_for_run(&transcript_path, &session_id, &cwd) {
         Ok(t) => t,
         Err(e) => return failed(&format!("failed to open the session transcript: {e}")),
     };
     let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
+    let mut state = RunState::new(user);
     let cfg = &input.config.config;
     let primary = models::resolve_default_model_for_agent(cfg, Some(&input.agent_id));
     let candidates =
@@ -90,7 +100,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
             &registry,
             candidate,
             &mut transcript,
-            &user,
+            &mut state,
             on_update,
             &mut failed_message,
         );
@@ -102,6 +112,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
                     &session_id,
                     &transcript_path,
                     &outcome,
+                    state.compactions,
                 );
                 return outcome;
             }
@@ -117,7 +128,9 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
     }
     // Persisted as upstream does (the error message is kept but filtered from later requests).
     if let Some(message) = failed_message {
-        let _ = transcript.append_message(user.clone());
+        if !state.committed {
+            let _ = transcript.append_message(state.user.clone());
+        }
         let _ = transcript.append_message(message);
     }
     record_session(
@@ -128,10 +141,32 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
         &TurnOutcome::Failed {
             message: last_error.clone(),
         },
+        state.compactions,
     );
+    if failover::classify::is_context_overflow_error(&last_error) {
+        return reset_after_overflow(&store, &input.session_key, &primary);
+    }
     let text = failover::user_text::format_assistant_error_text(true, &last_error)
         .unwrap_or_else(|| failover::user_text::format_run_failure_text(&last_error));
     TurnOutcome::Failed { message: text }
+}
+
+/// Upstream's reply layer answers an overflow it could not compact away by starting the
+/// session afresh, and says so as the reply.
+fn reset_after_overflow(store: &SessionStore, key: &str, primary: &ModelRef) -> TurnOutcome {
+    let text = failover::user_text::CONTEXT_RESET_TEXT;
+    let Some((session_id, _)) = start_new_session(store, key) else {
+        return TurnOutcome::Failed {
+            message: failover::user_text::CONTEXT_OVERFLOW_TEXT.into(),
+        };
+    };
+    TurnOutcome::Done {
+        message: json!({"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()}),
+        text: text.into(),
+        provider: primary.provider.clone(),
+        model: primary.model.clone(),
+        session_id,
+    }
 }
 
 enum Attempt {
@@ -148,21 +183,6 @@ fn failed(message: &str) -> TurnOutcome {
     }
 }
 
-/// The session's id and transcript path, creating the entry on first use.
-fn session_of(store: &SessionStore, key: &str) -> (String, PathBuf) {
-    if let Some(entry) = store.get(key) {
-        if let Some(id) = entry.get("sessionId").and_then(Value::as_str) {
-            let path = store
-                .transcript_path_for(&entry)
-                .unwrap_or_else(|| store.transcript_path(id, None));
-            return (id.to_string(), path);
-        }
-    }
-    let id = crate::util::uuid_v4();
-    let path = store.transcript_path(&id, None);
-    (id, path)
-}
-
 /// One model candidate: every usable auth profile in order (cooling ones skipped), else the
 /// provider's env key or config key. A failover-class error cools the profile down and moves to
 /// the next one; when none is left the next model gets its turn.
@@ -171,7 +191,7 @@ fn attempt(
     registry: &Registry,
     candidate: &ModelRef,
     transcript: &mut Transcript,
-    user: &Value,
+    state: &mut RunState,
     on_update: &mut dyn FnMut(TurnUpdate),
     failed: &mut Option<Value>,
 ) -> Attempt {
@@ -226,8 +246,16 @@ fn attempt(
                 continue;
             }
         };
-        let request = build_request(input, &model, api, &credential, transcript, user);
-        let result = stream_text(&request, input, on_update);
+        let tools = ToolSet::for_turn(cfg, &input.agent_id, &model.provider, &model.model_id);
+        let session_id = transcript.session_id().map(str::to_string);
+        let looped = turn_loop::Attempt {
+            input,
+            template: build_request(input, &model, api, &credential, &tools, session_id),
+            policy: HistoryPolicy::for_model(&model.api, &model.provider, &model.model_id),
+            tools: &tools,
+            retry: retry_layers(input, &paths.agent_dir),
+        };
+        let result = turn_loop::run(&looped, transcript, state, on_update);
         let failure_reason = result
             .as_ref()
             .err()
@@ -247,7 +275,7 @@ fn attempt(
         last = finish(
             input,
             transcript,
-            user,
+            state,
             result,
             &model.provider,
             &model.model_id,
@@ -265,8 +293,8 @@ fn build_request(
     model: &models::registry::ResolvedModel,
     api: Api,
     credential: &ResolvedCredential,
-    transcript: &mut Transcript,
-    user: &Value,
+    tools: &ToolSet,
+    session_id: Option<String>,
 ) -> Request {
     let mut target = ModelTarget::new(&model.provider, api, &model.model_id, &model.base_url);
     target.headers = model.headers.clone();
@@ -275,40 +303,37 @@ fn build_request(
     target.reasoning = model.reasoning;
     target.input_images = model.supports_images();
     let mut request = Request::new(target, wire_credential(credential, api));
-    request.system = system_prompt(input, &model.provider, &model.model_id);
-    let policy = HistoryPolicy::for_model(&model.api, &model.provider, &model.model_id);
-    request.messages = transcript.history_for_request(&policy);
-    request.messages.push(user.clone());
+    request.system = system_prompt(input, &model.provider, &model.model_id, tools);
+    request.tools = tools.specs();
     request.thinking = thinking_level(input, model);
-    request.session_id = transcript.session_id().map(str::to_string);
+    request.session_id = session_id;
     request.timeout = input.timeout;
     request
 }
 
-/// Streams the request, reporting cumulative text as it arrives.
-fn stream_text(
-    request: &Request,
-    input: &TurnInput,
-    on_update: &mut dyn FnMut(TurnUpdate),
-) -> Result<Value, ProviderError> {
-    let mut text = String::new();
-    let mut on_event = |ev: StreamEvent| {
-        if let StreamEvent::TextDelta { delta, .. } = ev {
-            text.push_str(&delta);
-            on_update(TurnUpdate::Text {
-                text: text.clone(),
-                delta,
-            });
-        }
-    };
-    providers::stream(request, &input.abort, &mut on_event)
+/// The SDK layer's count from `MOLTBOT_SDK_MAX_RETRIES` (default 2, as the SDKs), pi's session
+/// layer from `<agentDir>/settings.json` and `<workspace>/.pi/settings.json`.
+fn retry_layers(input: &TurnInput, agent_dir: &std::path::Path) -> RetryLayers {
+    let mut sdk = SdkRetry::default();
+    if let Some(n) = input
+        .config
+        .env("MOLTBOT_SDK_MAX_RETRIES")
+        .and_then(|v| v.trim().parse().ok())
+    {
+        sdk.max_retries = n;
+    }
+    RetryLayers {
+        sdk,
+        session: SessionRetry::load(agent_dir, &input.workspace),
+    }
 }
 
-/// Persists the exchange (user first, then the assistant or error message) and classifies it.
+/// Classifies the loop's end. Messages are already in the transcript; a failure is persisted
+/// once, by `run`, after the last candidate (writing each would repeat the user's message).
 fn finish(
     input: &TurnInput,
     transcript: &mut Transcript,
-    user: &Value,
+    state: &RunState,
     result: Result<Value, ProviderError>,
     provider: &str,
     model: &str,
@@ -317,12 +342,8 @@ fn finish(
     let session_id = transcript.session_id().unwrap_or_default().to_string();
     match result {
         Ok(message) => {
-            let _ = transcript.append_message(user.clone());
-            if let Err(e) = transcript.append_message(message.clone()) {
-                log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
-            }
             // `NO_REPLY` (at either edge) means "nothing to say": persisted, never delivered.
-            let raw = assistant_text(&message);
+            let raw = state.reply_text();
             let silent = crate::agent::reply::is_silent_reply_text(
                 &raw,
                 crate::agent::reply::SILENT_REPLY_TOKEN,
@@ -342,8 +363,6 @@ fn finish(
             })
         }
         Err(err) => {
-            // Failed attempts are persisted once, by `run`, after the last candidate: writing
-            // each would repeat the user's message in the next attempt's history.
             *failed = Some(err.assistant.clone()).filter(Value::is_object);
             if failover::classify::classify_failover_reason(&err.message).is_some() {
                 Attempt::FallBack(err.message)
@@ -352,20 +371,6 @@ fn finish(
             }
         }
     }
-}
-
-fn assistant_text(message: &Value) -> String {
-    let blocks = message
-        .get("content")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    blocks
-        .iter()
-        .filter(|b| b["type"] == "text")
-        .filter_map(|b| b["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("")
 }
 
 /// Anthropic API keys travel as `x-api-key`; tokens (setup-token, OAuth) and every OpenAI key
@@ -398,57 +403,9 @@ fn thinking_level(input: &TurnInput, model: &models::registry::ResolvedModel) ->
     ThinkingLevel::parse(&level).unwrap_or(ThinkingLevel::Off)
 }
 
-/// Updates `sessions.json` after a turn: ids, model, token counts (unknown fields kept).
-fn record_session(
-    store: &SessionStore,
-    key: &str,
-    session_id: &str,
-    transcript: &std::path::Path,
-    outcome: &TurnOutcome,
-) {
-    let now = now_ms();
-    let result = store.update(key, |entry| {
-        match entry.get("sessionId").and_then(Value::as_str) {
-            None => {
-                *entry = crate::agent::sessions::new_entry_with_file(session_id, now, transcript)
-            }
-            // `sessions.reset` ran while this turn was streaming: the new session wins.
-            Some(current) if current != session_id => return,
-            Some(_) => {}
-        }
-        entry.insert("updatedAt".into(), json!(now));
-        entry.insert("lastChannel".into(), json!("webchat"));
-        if let TurnOutcome::Done {
-            message,
-            provider,
-            model,
-            ..
-        } = outcome
-        {
-            let usage = message.get("usage").cloned().unwrap_or(json!({}));
-            let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-            entry.insert("modelProvider".into(), json!(provider));
-            entry.insert("model".into(), json!(model));
-            entry.insert("inputTokens".into(), json!(n("input")));
-            entry.insert("outputTokens".into(), json!(n("output")));
-            entry.insert(
-                "totalTokens".into(),
-                json!(n("input") + n("cacheRead") + n("cacheWrite")),
-            );
-        }
-        entry.insert(
-            "abortedLastRun".into(),
-            json!(matches!(outcome, TurnOutcome::Aborted { .. })),
-        );
-    });
-    if let Err(e) = result {
-        log::warn!(target: "agent", "failed to update {}: {e}", store.path().display());
-    }
-}
-
 /// The system prompt for this turn (agents.md §3.2): the workspace's bootstrap files, the
-/// runtime line and the fixed sections; no tools yet.
-fn system_prompt(input: &TurnInput, provider: &str, model: &str) -> String {
+/// runtime line, the offered tools and the fixed sections.
+fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet) -> String {
     use crate::agent::{bootstrap, envelope, prompt};
     let cfg = &input.config.config;
     let ws = input.workspace.to_string_lossy().into_owned();
@@ -486,6 +443,7 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str) -> String {
         },
         workspace_notes: bootstrap::workspace_notes(&files),
         context_files,
+        tools: tools.prompt_entries(),
         ..Default::default()
     };
     prompt::build_system_prompt(&params)

@@ -283,6 +283,17 @@ impl Gateway {
                 return;
             }
             TurnUpdate::Text { text, delta } => (text, delta),
+            TurnUpdate::ToolStart { call } => {
+                let data = json!({"phase": "start", "name": call["name"], "toolCallId": call["id"], "args": call["arguments"]});
+                self.agent_event(run_id, "tool", data);
+                return;
+            }
+            TurnUpdate::ToolResult { result } => {
+                let data = json!({"phase": "result", "name": result["toolName"], "toolCallId": result["toolCallId"],
+                                  "isError": result["isError"], "result": {"content": result["content"], "details": result["details"]}});
+                self.agent_event(run_id, "tool", data);
+                return;
+            }
         };
         let Some(run) = self.chat.runs.get_mut(run_id) else {
             return;

@@ -3,10 +3,33 @@ use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// A gateway whose Anthropic (and OpenAI, as fallback) base URLs point at `fake`.
-fn gateway_with(fake: &FakeLlm, defaults: &str) -> Gateway {
+/// A gateway whose Anthropic (and OpenAI, as fallback) base URLs point at `fake`, with both low
+/// retry layers off so each scripted failure costs exactly one request.
+pub(crate) fn gateway_with(fake: &FakeLlm, defaults: &str) -> Gateway {
+    gateway_with_retries(fake, defaults, 0, r#"{"retry": {"enabled": false}}"#)
+}
+
+/// As `gateway_with`, with `sdk_retries` SDK-level retries and `settings` as the agent's
+/// `settings.json` (pi's session retry layer).
+pub(crate) fn gateway_with_retries(
+    fake: &FakeLlm,
+    defaults: &str,
+    sdk_retries: u32,
+    settings: &str,
+) -> Gateway {
+    gateway_configured(fake, defaults, "", sdk_retries, settings)
+}
+
+/// The general form: `top` adds top-level config keys (`tools: {…},`).
+pub(crate) fn gateway_configured(
+    fake: &FakeLlm,
+    defaults: &str,
+    top: &str,
+    sdk_retries: u32,
+    settings: &str,
+) -> Gateway {
     let cfg = format!(
-        r#"{{ gateway: {{ mode: "local" }},
+        r#"{{ gateway: {{ mode: "local" }}, {top}
   agents: {{ defaults: {{ thinkingDefault: "off", timeoutSeconds: 5, {defaults} }} }},
   models: {{ providers: {{ anthropic: {{ baseUrl: "{base}", models: [] }}, openai: {{ baseUrl: "{base}/v1", models: [] }} }} }} }}"#,
         base = fake.base_url()
@@ -16,10 +39,16 @@ fn gateway_with(fake: &FakeLlm, defaults: &str) -> Gateway {
         .push(("ANTHROPIC_API_KEY".into(), "sk-ant-test-key".into()));
     opts.env
         .push(("OPENAI_API_KEY".into(), "sk-test-openai".into()));
-    Gateway::start(opts)
+    opts.env
+        .push(("MOLTBOT_SDK_MAX_RETRIES".into(), sdk_retries.to_string()));
+    let gw = Gateway::start(opts);
+    let agent_dir = gw.state.path().join("agents/main/agent");
+    std::fs::create_dir_all(&agent_dir).expect("agent dir");
+    std::fs::write(agent_dir.join("settings.json"), settings).expect("settings.json");
+    gw
 }
 
-fn send(ws: &mut Ws, key: &str, text: &str, run: &str) -> Value {
+pub(crate) fn send(ws: &mut Ws, key: &str, text: &str, run: &str) -> Value {
     ws.call(
         "chat.send",
         json!({"sessionKey": key, "message": text, "idempotencyKey": run}),
@@ -28,7 +57,7 @@ fn send(ws: &mut Ws, key: &str, text: &str, run: &str) -> Value {
 
 /// Collects `chat` events of one run until it ends; returns them in order. Other runs' events
 /// stay queued on the client for later calls.
-fn chat_events(ws: &mut Ws, run: &str) -> Vec<Value> {
+pub(crate) fn chat_events(ws: &mut Ws, run: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut others = Vec::new();
     loop {
@@ -429,8 +458,12 @@ fn an_upstream_session_is_loaded_and_continued() {
     std::fs::copy(fixtures.join(transcript), sessions.join(transcript)).unwrap();
     let store = std::fs::read_to_string(fixtures.join("sessions.json")).unwrap();
     let store = store.replace("/home/u/.clawdbot", &gw.state.path().to_string_lossy());
-    std::fs::write(sessions.join("sessions.json"), store).unwrap();
     let key = "agent:main:telegram:group:-1001234567890:topic:42";
+    // Active a moment ago: an entry idle since before 04:00 would get a fresh session (the
+    // daily reset, as upstream), and this test is about continuing the old one.
+    let mut store: Value = serde_json::from_str(&store).unwrap();
+    store[key]["updatedAt"] = json!(moltbot::util::now_ms() - 1000);
+    std::fs::write(sessions.join("sessions.json"), store.to_string()).unwrap();
     let (mut ws, _) = gw.connect();
     let before = ws.call("chat.history", json!({"sessionKey": key}));
     let n_before = before["messages"].as_array().map(Vec::len).unwrap_or(0);

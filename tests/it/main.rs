@@ -5,6 +5,8 @@
 mod llm;
 mod support;
 
+/// The tool loop, retry layers and compaction against the fake LLM.
+mod agent_loop;
 /// Agent turns over WebSocket against the loopback fake LLM.
 mod chat;
 

@@ -1,0 +1,274 @@
+//! The inner loop of one attempt (one model, one credential), as pi runs it (agents.md §3.4,
+//! §1.8, §4.3): stream an assistant message, run its tool calls in order, stream again until a
+//! message has no tool calls; the SDK and session retry layers around each stream; one
+//! compaction and retry when the provider reports a context overflow.
+
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::agent::failover::classify::is_context_overflow_error;
+use crate::agent::failover::retry::{RetryLayers, SdkRetry, SessionRetry};
+use crate::agent::providers::{self, ErrorKind, ProviderError, Request, StreamEvent};
+use crate::agent::tools::{self, ToolContext, ToolSet};
+use crate::agent::transcript::{HistoryPolicy, Transcript};
+use crate::agent::turn::{TurnInput, TurnUpdate};
+
+/// What one attempt needs beyond the turn's input.
+pub struct Attempt<'a> {
+    pub input: &'a TurnInput,
+    /// The request without messages (system prompt, tools, model, credential).
+    pub template: Request,
+    pub policy: HistoryPolicy,
+    pub tools: &'a ToolSet,
+    pub retry: RetryLayers,
+}
+
+/// Where the run's user message stands: not yet in the transcript (no provider has accepted it)
+/// or written, after which later attempts continue from the transcript instead of resending it.
+pub struct RunState {
+    pub user: Value,
+    pub committed: bool,
+    /// Reply text of earlier assistant messages in this run (a tool loop has several).
+    pub texts: Vec<String>,
+    pub compactions: u32,
+}
+
+impl RunState {
+    pub fn new(user: Value) -> RunState {
+        RunState {
+            user,
+            committed: false,
+            texts: Vec::new(),
+            compactions: 0,
+        }
+    }
+
+    /// The cumulative reply so far: every assistant message's text, blank-line separated.
+    pub fn reply_text(&self) -> String {
+        self.texts
+            .iter()
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+}
+
+/// Runs the loop to the final assistant message (`Ok`, also for an abort) or a provider error.
+pub fn run(
+    a: &Attempt<'_>,
+    transcript: &mut Transcript,
+    state: &mut RunState,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> Result<Value, ProviderError> {
+    loop {
+        let mut req = a.template.clone();
+        req.messages = transcript.history_for_request(&a.policy);
+        if !state.committed {
+            req.messages.push(state.user.clone());
+        }
+        let message = match stream_retrying(&req, a, state, on_update) {
+            Ok(m) => m,
+            Err(e) if is_context_overflow_error(&e.message) && state.compactions == 0 => {
+                state.compactions += 1;
+                log::warn!(target: "agent", "context overflow on {}/{}; compacting the session", req.target.provider, req.target.model_id);
+                match crate::agent::compaction::compact(&req, transcript, a.input) {
+                    Ok(()) => continue,
+                    Err(c) => {
+                        log::warn!(target: "agent", "{c}");
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        persist(transcript, state, &message);
+        state.texts.push(assistant_text(&message));
+        let calls = tools::tool_calls(&message);
+        if calls.is_empty() || is_final_stop(&message) || a.input.abort.is_aborted() {
+            return Ok(message);
+        }
+        run_tools(a, transcript, &calls, on_update);
+        if a.input.abort.is_aborted() {
+            return Ok(message);
+        }
+    }
+}
+
+fn is_final_stop(message: &Value) -> bool {
+    matches!(
+        message.get("stopReason").and_then(Value::as_str),
+        Some("aborted" | "error")
+    )
+}
+
+/// Appends the user message (first success only) and `message`, as pi's `message_end` does.
+fn persist(transcript: &mut Transcript, state: &mut RunState, message: &Value) {
+    if !state.committed {
+        if let Err(e) = transcript.append_message(state.user.clone()) {
+            log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
+        }
+        state.committed = true;
+    }
+    if let Err(e) = transcript.append_message(message.clone()) {
+        log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
+    }
+}
+
+/// Each call in order, its result appended at once; an abort skips the rest.
+fn run_tools(
+    a: &Attempt<'_>,
+    transcript: &mut Transcript,
+    calls: &[Value],
+    on_update: &mut dyn FnMut(TurnUpdate),
+) {
+    let ctx = ToolContext {
+        workspace: &a.input.workspace,
+        abort: &a.input.abort,
+    };
+    for call in calls {
+        let result = if a.input.abort.is_aborted() {
+            ToolSet::skipped(call)
+        } else {
+            on_update(TurnUpdate::ToolStart { call: call.clone() });
+            let result = a.tools.execute(call, &ctx);
+            on_update(TurnUpdate::ToolResult {
+                result: result.clone(),
+            });
+            result
+        };
+        if let Err(e) = transcript.append_message(result) {
+            log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
+        }
+    }
+}
+
+/// pi's session auto-retry around the SDK layer: a transient error text is retried after
+/// 2 s, 4 s, 8 s (by default) unless the run is aborted meanwhile.
+fn stream_retrying(
+    req: &Request,
+    a: &Attempt<'_>,
+    state: &RunState,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> Result<Value, ProviderError> {
+    let mut retries = 0;
+    loop {
+        let err = match stream_sdk_retrying(req, a, state, on_update) {
+            Ok(m) => return Ok(m),
+            Err(e) => e,
+        };
+        if !SessionRetry::is_retryable(&err.message) || a.input.abort.is_aborted() {
+            return Err(err);
+        }
+        retries += 1;
+        let Some(delay) = a.retry.session.delay_ms(retries) else {
+            return Err(err);
+        };
+        log::warn!(target: "agent", "retrying after a transient error ({retries}/{}) in {delay} ms: {}", a.retry.session.max_retries, err.message);
+        if !sleep_unless_aborted(a, delay) {
+            return Err(err);
+        }
+    }
+}
+
+/// The SDK's own retries: HTTP 408/409/429/≥500 and connection failures before any content
+/// arrived, with `retry-after` honoured when short.
+fn stream_sdk_retrying(
+    req: &Request,
+    a: &Attempt<'_>,
+    state: &RunState,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> Result<Value, ProviderError> {
+    let mut retry = 0;
+    loop {
+        let mut streamed = false;
+        let result = stream_once(req, a, state, &mut streamed, on_update);
+        let err = match result {
+            Ok(m) => return Ok(m),
+            Err(e) => e,
+        };
+        if streamed || retry >= a.retry.sdk.max_retries || !sdk_retryable(&err) {
+            return Err(err);
+        }
+        let delay = sdk_delay(&a.retry.sdk, retry, err.retry_after);
+        retry += 1;
+        log::debug!(target: "agent", "provider answered {:?}; SDK retry {retry} in {delay} ms", err.status);
+        if !sleep_unless_aborted(a, delay) {
+            return Err(err);
+        }
+    }
+}
+
+fn sdk_retryable(err: &ProviderError) -> bool {
+    match err.kind {
+        ErrorKind::Http => err
+            .should_retry
+            .unwrap_or_else(|| SdkRetry::should_retry(err.status, None)),
+        ErrorKind::Network => err.should_retry.unwrap_or(true),
+        _ => false,
+    }
+}
+
+fn sdk_delay(sdk: &SdkRetry, retry: u32, retry_after: Option<Duration>) -> u64 {
+    if let Some(d) = retry_after {
+        let ms = d.as_millis() as u64;
+        if ms > 0 && ms < sdk.retry_after_cap_ms {
+            return ms;
+        }
+    }
+    let jitter = (crate::util::now_ms() % 1000) as f64 / 1000.0;
+    sdk.delay_ms(retry, None, None, 0, jitter)
+}
+
+/// Sleeps in short slices; `false` if the run was aborted meanwhile.
+fn sleep_unless_aborted(a: &Attempt<'_>, ms: u64) -> bool {
+    let until = std::time::Instant::now() + Duration::from_millis(ms);
+    while std::time::Instant::now() < until {
+        if a.input.abort.is_aborted() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(until - std::time::Instant::now()));
+    }
+    !a.input.abort.is_aborted()
+}
+
+/// One provider call, reporting the run's cumulative reply text as it grows.
+fn stream_once(
+    req: &Request,
+    a: &Attempt<'_>,
+    state: &RunState,
+    streamed: &mut bool,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> Result<Value, ProviderError> {
+    let before = state.reply_text();
+    let mut text = String::new();
+    let mut on_event = |ev: StreamEvent| {
+        if let StreamEvent::TextDelta { delta, .. } = ev {
+            *streamed = true;
+            text.push_str(&delta);
+            let cumulative = match before.is_empty() {
+                true => text.clone(),
+                false => format!("{before}\n\n{text}"),
+            };
+            on_update(TurnUpdate::Text {
+                text: cumulative,
+                delta,
+            });
+        }
+    };
+    providers::stream(req, &a.input.abort, &mut on_event)
+}
+
+pub fn assistant_text(message: &Value) -> String {
+    let blocks = message
+        .get("content")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("")
+}

@@ -1,0 +1,126 @@
+//! The session side of a turn: which session id and transcript it runs on (minting a new one
+//! when the daily or idle reset says the old one is stale), the `sessions.json` update after it,
+//! and the fresh session upstream starts after a context overflow it could not compact away.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+use crate::agent::sessions::SessionStore;
+use crate::agent::sessions::{evaluate_reset, reset_entry};
+use crate::agent::turn::TurnOutcome;
+use crate::util::now_ms;
+
+/// The session's id and transcript path. No entry: a new id (the entry is written with the
+/// first result). A stale entry (`session.reset` daily/idle rules): a new id written now, the
+/// rest of the entry kept as upstream's reset does.
+pub fn session_of(store: &SessionStore, key: &str, config: &Value) -> (String, PathBuf) {
+    let entry = store.get(key);
+    let current = entry.as_ref().and_then(|e| {
+        let id = e.get("sessionId")?.as_str()?.to_string();
+        Some(id)
+    });
+    let Some(id) = current else {
+        let id = crate::util::uuid_v4();
+        let path = store.transcript_path(&id, None);
+        return (id, path);
+    };
+    let is_group = key.contains(":group:") || key.contains(":channel:");
+    let is_thread = key.contains(":thread:") || key.contains(":topic:");
+    let now = now_ms();
+    let decision = evaluate_reset(
+        config,
+        key,
+        entry.as_ref(),
+        now as i64,
+        is_group,
+        is_thread,
+        None,
+    );
+    if decision.new_session {
+        if let Some(fresh) = start_new_session(store, key) {
+            log::info!(target: "agent", "session {key} was stale ({:?}); started a new one", decision.freshness);
+            return fresh;
+        }
+    }
+    let path = entry
+        .as_ref()
+        .and_then(|e| store.transcript_path_for(e))
+        .unwrap_or_else(|| store.transcript_path(&id, None));
+    (id, path)
+}
+
+/// Replaces the key's session with a new id and transcript; `None` if the store cannot be
+/// written (the turn then continues on the old session).
+pub fn start_new_session(store: &SessionStore, key: &str) -> Option<(String, PathBuf)> {
+    let id = crate::util::uuid_v4();
+    let path = store.transcript_path(&id, None);
+    let result = store.update(key, |entry| {
+        *entry = reset_entry(Some(entry), &id, now_ms(), &path);
+    });
+    match result {
+        Ok(_) => Some((id, path)),
+        Err(e) => {
+            log::warn!(target: "agent", "failed to reset session {key}: {e}");
+            None
+        }
+    }
+}
+
+/// Updates `sessions.json` after a turn: ids, model, token counts (unknown fields kept).
+pub fn record_session(
+    store: &SessionStore,
+    key: &str,
+    session_id: &str,
+    transcript: &Path,
+    outcome: &TurnOutcome,
+    compactions: u32,
+) {
+    let now = now_ms();
+    let result = store.update(key, |entry| {
+        match entry.get("sessionId").and_then(Value::as_str) {
+            None => {
+                *entry = crate::agent::sessions::new_entry_with_file(session_id, now, transcript)
+            }
+            // `sessions.reset` ran while this turn was streaming: the new session wins.
+            Some(current) if current != session_id => return,
+            Some(_) => {}
+        }
+        entry.insert("updatedAt".into(), json!(now));
+        entry.insert("lastChannel".into(), json!("webchat"));
+        if let TurnOutcome::Done {
+            message,
+            provider,
+            model,
+            ..
+        } = outcome
+        {
+            let usage = message.get("usage").cloned().unwrap_or(json!({}));
+            let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+            entry.insert("modelProvider".into(), json!(provider));
+            entry.insert("model".into(), json!(model));
+            entry.insert("inputTokens".into(), json!(n("input")));
+            entry.insert("outputTokens".into(), json!(n("output")));
+            entry.insert(
+                "totalTokens".into(),
+                json!(n("input") + n("cacheRead") + n("cacheWrite")),
+            );
+        }
+        if compactions > 0 {
+            let count = entry
+                .get("compactionCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            entry.insert(
+                "compactionCount".into(),
+                json!(count + u64::from(compactions)),
+            );
+        }
+        entry.insert(
+            "abortedLastRun".into(),
+            json!(matches!(outcome, TurnOutcome::Aborted { .. })),
+        );
+    });
+    if let Err(e) = result {
+        log::warn!(target: "agent", "failed to update {}: {e}", store.path().display());
+    }
+}
