@@ -101,6 +101,15 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A number as JavaScript prints it into JSON: integral values as integers.
+pub fn js_number(x: f64) -> serde_json::Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        serde_json::json!(x as i64)
+    } else {
+        serde_json::json!(x)
+    }
+}
+
 /// SHA-256 of `data` as lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;

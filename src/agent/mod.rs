@@ -19,3 +19,4 @@ pub mod transcript;
 pub mod turn;
 pub mod turn_loop;
 pub mod turn_session;
+pub mod usage_cost;

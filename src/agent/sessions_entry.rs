@@ -3,6 +3,7 @@
 //! the usage patch written after a run (agents.md §4.5).
 
 use crate::routing::{is_thread_session_key, normalize_channel_id};
+use crate::util::js_number;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -395,15 +396,6 @@ pub fn usage_patch(
     }
     m.insert("updatedAt".into(), json!(now));
     Some(m)
-}
-
-/// Integral values as JSON integers, as JavaScript prints them.
-fn js_number(x: f64) -> Value {
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-        json!(x as i64)
-    } else {
-        json!(x)
-    }
 }
 
 #[cfg(test)]

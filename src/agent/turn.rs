@@ -106,6 +106,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
         );
         match attempt {
             Attempt::Done(outcome) => {
+                let context = context_tokens(cfg, &registry, &outcome);
                 record_session(
                     &store,
                     &input.session_key,
@@ -113,6 +114,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
                     &transcript_path,
                     &outcome,
                     state.compactions,
+                    context,
                 );
                 return outcome;
             }
@@ -142,6 +144,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
             message: last_error.clone(),
         },
         state.compactions,
+        None,
     );
     if failover::classify::is_context_overflow_error(&last_error) {
         return reset_after_overflow(&store, &input.session_key, &primary);
@@ -149,6 +152,27 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
     let text = failover::user_text::format_assistant_error_text(true, &last_error)
         .unwrap_or_else(|| failover::user_text::format_run_failure_text(&last_error));
     TurnOutcome::Failed { message: text }
+}
+
+/// `contextTokens` for the session entry: `agents.defaults.contextTokens`, else the model's
+/// window, else 200 000.
+fn context_tokens(cfg: &Value, registry: &Registry, outcome: &TurnOutcome) -> Option<u64> {
+    if let Some(n) = cfg
+        .pointer("/agents/defaults/contextTokens")
+        .and_then(Value::as_u64)
+    {
+        return Some(n);
+    }
+    let TurnOutcome::Done {
+        provider, model, ..
+    } = outcome
+    else {
+        return None;
+    };
+    let window = models::registry::resolve_model(cfg, registry, provider, model)
+        .map(|m| m.context_window)
+        .unwrap_or(0);
+    Some(if window > 0 { window } else { 200_000 })
 }
 
 /// Upstream's reply layer answers an overflow it could not compact away by starting the
@@ -254,6 +278,7 @@ fn attempt(
             policy: HistoryPolicy::for_model(&model.api, &model.provider, &model.model_id),
             tools: &tools,
             retry: retry_layers(input, &paths.agent_dir),
+            cost: model.cost.clone(),
         };
         let result = turn_loop::run(&looped, transcript, state, on_update);
         let failure_reason = result

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::agent::failover::classify::is_context_overflow_error;
 use crate::agent::failover::retry::{RetryLayers, SdkRetry, SessionRetry};
+use crate::agent::models::registry::Cost;
 use crate::agent::providers::{self, ErrorKind, ProviderError, Request, StreamEvent};
 use crate::agent::tools::{self, ToolContext, ToolSet};
 use crate::agent::transcript::{HistoryPolicy, Transcript};
@@ -21,6 +22,8 @@ pub struct Attempt<'a> {
     pub policy: HistoryPolicy,
     pub tools: &'a ToolSet,
     pub retry: RetryLayers,
+    /// USD per million tokens, for the message's `usage.cost`.
+    pub cost: Cost,
 }
 
 /// Where the run's user message stands: not yet in the transcript (no provider has accepted it)
@@ -68,7 +71,7 @@ pub fn run(
             req.messages.push(state.user.clone());
         }
         let message = match stream_retrying(&req, a, state, on_update) {
-            Ok(m) => m,
+            Ok(m) => with_cost(m, &a.cost),
             Err(e) if is_context_overflow_error(&e.message) && state.compactions == 0 => {
                 state.compactions += 1;
                 log::warn!(target: "agent", "context overflow on {}/{}; compacting the session", req.target.provider, req.target.model_id);
@@ -93,6 +96,28 @@ pub fn run(
             return Ok(message);
         }
     }
+}
+
+/// pi-ai's `calculateCost`: each counter × its price per million, and their sum.
+fn with_cost(mut message: Value, cost: &Cost) -> Value {
+    let Some(usage) = message.get_mut("usage").and_then(Value::as_object_mut) else {
+        return message;
+    };
+    let n = |k: &str| usage.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let parts = [
+        ("input", n("input") * cost.input / 1e6),
+        ("output", n("output") * cost.output / 1e6),
+        ("cacheRead", n("cacheRead") * cost.cache_read / 1e6),
+        ("cacheWrite", n("cacheWrite") * cost.cache_write / 1e6),
+    ];
+    let total: f64 = parts.iter().map(|(_, v)| v).sum();
+    let mut c = serde_json::Map::new();
+    for (k, v) in parts {
+        c.insert(k.into(), crate::util::js_number(v));
+    }
+    c.insert("total".into(), crate::util::js_number(total));
+    usage.insert("cost".into(), Value::Object(c));
+    message
 }
 
 fn is_final_stop(message: &Value) -> bool {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 use crate::agent::sessions::SessionStore;
-use crate::agent::sessions::{evaluate_reset, reset_entry};
+use crate::agent::sessions::{evaluate_reset, reset_entry, usage_patch, Usage};
 use crate::agent::turn::TurnOutcome;
 use crate::util::now_ms;
 
@@ -74,6 +74,7 @@ pub fn record_session(
     transcript: &Path,
     outcome: &TurnOutcome,
     compactions: u32,
+    context: Option<u64>,
 ) {
     let now = now_ms();
     let result = store.update(key, |entry| {
@@ -94,16 +95,16 @@ pub fn record_session(
             ..
         } = outcome
         {
-            let usage = message.get("usage").cloned().unwrap_or(json!({}));
-            let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-            entry.insert("modelProvider".into(), json!(provider));
-            entry.insert("model".into(), json!(model));
-            entry.insert("inputTokens".into(), json!(n("input")));
-            entry.insert("outputTokens".into(), json!(n("output")));
-            entry.insert(
-                "totalTokens".into(),
-                json!(n("input") + n("cacheRead") + n("cacheWrite")),
+            let usage = message.get("usage").and_then(Usage::from_value);
+            let patch = usage_patch(
+                entry,
+                usage.as_ref(),
+                Some(provider),
+                Some(model),
+                context,
+                now,
             );
+            entry.extend(patch.unwrap_or_default());
         }
         if compactions > 0 {
             let count = entry

@@ -316,3 +316,37 @@ fn a_session_idle_since_before_the_daily_reset_starts_afresh() {
     assert_ne!(store["agent:main:main"]["sessionId"], old_id);
     assert_eq!(store["agent:main:main"]["label"], "kept across the reset");
 }
+
+#[test]
+fn usage_and_cost_are_recorded_and_summed_by_usage_cost() {
+    let fake = FakeLlm::start();
+    fake.push(Script::text(["counted"]).usage(1000, 100));
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "count me", "u-1");
+    chat_events(&mut ws, "u-1");
+    let entries = transcript_entries(&gw, "agent:main:main");
+    let reply = &entries.last().unwrap()["message"];
+    // claude-opus-4-5 in the catalog: $5 / $25 per million input / output tokens.
+    let expected = 1000.0 * 5.0 / 1e6 + 100.0 * 25.0 / 1e6;
+    let total = reply["usage"]["cost"]["total"].as_f64().unwrap();
+    assert!((total - expected).abs() < 1e-12, "{}", reply["usage"]);
+    let store: Value = serde_json::from_str(
+        &std::fs::read_to_string(gw.state.path().join("agents/main/sessions/sessions.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let entry = &store["agent:main:main"];
+    assert_eq!(entry["inputTokens"], 1000);
+    assert_eq!(entry["outputTokens"], 100);
+    assert_eq!(entry["contextTokens"], 200000);
+    let cost = ws.call("usage.cost", json!({"days": 7}));
+    assert_eq!(cost["days"], 7);
+    assert_eq!(cost["totals"]["input"], 1000);
+    assert_eq!(cost["totals"]["output"], 100);
+    assert!(
+        (cost["totals"]["totalCost"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{cost}"
+    );
+    assert_eq!(cost["daily"].as_array().unwrap().len(), 1);
+}

@@ -19,10 +19,18 @@ pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> RpcResult {
         })),
         "usage.status" => Ok(json!({"updatedAt": now, "providers": []})),
         "usage.cost" => {
-            let days = params.get("days").and_then(Value::as_u64).unwrap_or(30);
-            Ok(
-                json!({"updatedAt": now, "days": days, "daily": [], "totals": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0, "totalTokens": 0, "totalCost": 0, "missingCostEntries": 0}}),
-            )
+            let days = params
+                .get("days")
+                .and_then(Value::as_f64)
+                .map_or(30, |d| d.floor().max(1.0) as u64);
+            let agent = crate::config::default_agent_id(&gw.snapshot.config);
+            let dir = gw.ctx.state.sessions_dir(&agent);
+            Ok(crate::agent::usage_cost::summary(
+                &dir,
+                &gw.snapshot.config,
+                days,
+                now,
+            ))
         }
         "models.list" => {
             let registry =
