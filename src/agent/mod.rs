@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod compaction;
 pub mod envelope;
 pub mod failover;
+pub mod lane_pools;
 pub mod lanes;
 pub mod models;
 pub mod pool;

@@ -278,7 +278,7 @@ fn attempt(
             policy: HistoryPolicy::for_model(&model.api, &model.provider, &model.model_id),
             tools: &tools,
             retry: retry_layers(input, &paths.agent_dir),
-            cost: model.cost.clone(),
+            cost: model.cost,
         };
         let result = turn_loop::run(&looped, transcript, state, on_update);
         let failure_reason = result

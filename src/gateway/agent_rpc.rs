@@ -128,6 +128,7 @@ impl Gateway {
             prompt: get("message").unwrap_or("").to_string(),
             thinking: get("thinking").map(str::to_string),
             reply_to: Some((conn, req_id.to_string())),
+            lane: crate::agent::lane_pools::Lane::parse(get("lane")),
         };
         self.admit(pending);
         Ok(json!({"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}))

@@ -10,8 +10,8 @@ use super::core::{Broadcast, Gateway};
 use super::dedupe::{Dedupe, Entry};
 use super::event::Event;
 use super::methods::{RpcError, RpcResult};
+use crate::agent::lane_pools::{Lane, LanePools};
 use crate::agent::lanes::{Admission, QueuePolicy, Queued, SessionLanes};
-use crate::agent::pool::Pool;
 use crate::agent::providers::AbortSignal;
 use crate::agent::turn::{self, TurnInput, TurnOutcome, TurnUpdate};
 use crate::util::now_ms;
@@ -33,6 +33,8 @@ pub struct PendingTurn {
     pub thinking: Option<String>,
     /// For the `agent` method: where its second (final) response goes.
     pub reply_to: Option<(super::event::ConnId, String)>,
+    /// The global lane the turn runs on (`agent`'s `lane`; `main` otherwise).
+    pub lane: Lane,
 }
 
 impl Queued for PendingTurn {
@@ -58,7 +60,7 @@ pub(super) struct Run {
 }
 
 pub struct Chat {
-    pool: Pool,
+    pools: LanePools,
     lanes: SessionLanes<PendingTurn>,
     runs: HashMap<String, Run>,
     pub dedupe: Dedupe,
@@ -67,9 +69,9 @@ pub struct Chat {
 }
 
 impl Chat {
-    pub fn new(width: usize) -> Chat {
+    pub fn new(config: &Value) -> Chat {
         Chat {
-            pool: Pool::new("agent", width),
+            pools: LanePools::new(config),
             lanes: SessionLanes::default(),
             runs: HashMap::new(),
             dedupe: Dedupe::default(),
@@ -77,8 +79,9 @@ impl Chat {
         }
     }
 
-    pub fn resize(&mut self, width: usize) {
-        self.pool.resize(width);
+    /// Lane widths are read again on every reload, as upstream does.
+    pub fn resize(&mut self, config: &Value) {
+        self.pools.resize(config);
     }
 
     /// Run ids of `key`'s active run, if any.
@@ -89,15 +92,6 @@ impl Chat {
             .map(|(id, _)| id.clone())
             .collect()
     }
-}
-
-/// `agents.defaults.maxConcurrent` (floored, at least 1).
-pub fn pool_width(config: &Value) -> usize {
-    config
-        .pointer("/agents/defaults/maxConcurrent")
-        .and_then(Value::as_f64)
-        .map(|f| f.floor().max(1.0) as usize)
-        .unwrap_or(4)
 }
 
 fn queue_policy(config: &Value) -> QueuePolicy {
@@ -164,6 +158,7 @@ impl Gateway {
             prompt: message.to_string(),
             thinking,
             reply_to: None,
+            lane: Lane::Main,
         };
         self.chat.dedupe.put(&dedupe_key, Entry::InFlight);
         self.admit(pending);
@@ -240,7 +235,7 @@ impl Gateway {
                 outcome,
             });
         });
-        if self.chat.pool.submit(job, on_panic).is_err() {
+        if self.chat.pools.submit(p.lane, job, on_panic).is_err() {
             let outcome = TurnOutcome::Failed {
                 message: "The gateway is busy; try again in a moment.".into(),
             };

@@ -108,9 +108,9 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(ctx: RunContext, snapshot: Arc<Snapshot>) -> Self {
-        let width = super::chat::pool_width(&snapshot.config);
         let devices = DeviceStore::load(&ctx.state.devices_dir());
         let presence = Presence::new(&ctx);
+        let chat = super::chat::Chat::new(&snapshot.config);
         Gateway {
             ctx,
             snapshot,
@@ -125,7 +125,7 @@ impl Gateway {
             started: Instant::now(),
             trim_at: None,
             auth_limiter: Default::default(),
-            chat: super::chat::Chat::new(width),
+            chat,
         }
     }
 
@@ -375,7 +375,6 @@ impl Gateway {
         self.snapshot = snap;
         self.ctx.apply_hot_settings(&self.snapshot);
         // maxConcurrent is read on reload, as upstream sets lane widths on hot reload.
-        self.chat
-            .resize(super::chat::pool_width(&self.snapshot.config));
+        self.chat.resize(&self.snapshot.config);
     }
 }

@@ -350,3 +350,34 @@ fn usage_and_cost_are_recorded_and_summed_by_usage_cost() {
     );
     assert_eq!(cost["daily"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_subagent_lane_run_does_not_wait_for_a_full_main_lane() {
+    let fake = FakeLlm::start();
+    fake.set_default(
+        Script::text(["slow ", "main ", "turn"]).chunk_delay(std::time::Duration::from_millis(400)),
+    );
+    let gw = gateway_with(&fake, "maxConcurrent: 1");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "hold the main lane", "busy");
+    assert!(fake.wait_for_requests(1, std::time::Duration::from_secs(5)));
+    let params = json!({"message": "side job", "sessionKey": "agent:main:subagent:job-1",
+                        "lane": "subagent", "idempotencyKey": "sub-1"});
+    let first = ws.request("agent", params);
+    assert_eq!(first["payload"]["status"], "accepted", "{first}");
+    assert!(
+        fake.wait_for_requests(2, std::time::Duration::from_secs(2)),
+        "the subagent run reached the provider while main was busy"
+    );
+    assert_eq!(
+        fake.max_in_flight(),
+        2,
+        "two runs in flight with maxConcurrent 1"
+    );
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(ws.response(&id)["payload"]["status"], "ok");
+    assert_eq!(
+        chat_events(&mut ws, "busy").pop().unwrap()["state"],
+        "final"
+    );
+}
