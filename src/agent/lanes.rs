@@ -58,6 +58,8 @@ pub trait Queued: Sized {
     fn prompt(&self) -> &str;
     /// The same message with another prompt (a collect batch keeps the first item's routing).
     fn with_prompt(self, prompt: String) -> Self;
+    /// `other` was merged into this one (a collect batch): keep what its sender waits for.
+    fn absorb(&mut self, _other: Self) {}
 }
 
 /// The decision for an incoming message.
@@ -236,8 +238,11 @@ fn take_collected<T: Queued>(lane: &mut Lane<T>) -> Option<T> {
     for (i, item) in items.iter().enumerate() {
         parts.push(format!("---\nQueued #{}\n{}", i + 1, item.prompt()));
     }
-    let first = items.remove(0);
-    Some(first.with_prompt(parts.join("\n\n")))
+    let mut first = items.remove(0).with_prompt(parts.join("\n\n"));
+    for other in items {
+        first.absorb(other);
+    }
+    Some(first)
 }
 
 #[cfg(test)]

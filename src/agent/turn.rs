@@ -25,6 +25,15 @@ pub struct TurnInput {
     pub workspace: PathBuf,
     pub abort: AbortSignal,
     pub timeout: Duration,
+    /// Messages steered into this run while it streams (queue mode `steer`).
+    pub steer: Option<crossbeam_channel::Receiver<Steered>>,
+}
+
+/// A user message injected into a running turn.
+#[derive(Debug, Clone)]
+pub struct Steered {
+    pub run_id: String,
+    pub prompt: String,
 }
 
 /// Progress reported while the turn runs.
@@ -38,6 +47,8 @@ pub enum TurnUpdate {
     ToolStart { call: Value },
     /// It ran: the `toolResult` message appended to the transcript.
     ToolResult { result: Value },
+    /// A steered message was taken into the run (it now ends with this run).
+    Steered { run_id: String },
 }
 
 /// How the turn ended.
@@ -130,9 +141,7 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
     }
     // Persisted as upstream does (the error message is kept but filtered from later requests).
     if let Some(message) = failed_message {
-        if !state.committed {
-            let _ = transcript.append_message(state.user.clone());
-        }
+        state.commit_pending(&mut transcript);
         let _ = transcript.append_message(message);
     }
     record_session(

@@ -12,7 +12,7 @@ use crate::agent::models::registry::Cost;
 use crate::agent::providers::{self, ErrorKind, ProviderError, Request, StreamEvent};
 use crate::agent::tools::{self, ToolContext, ToolSet};
 use crate::agent::transcript::{HistoryPolicy, Transcript};
-use crate::agent::turn::{TurnInput, TurnUpdate};
+use crate::agent::turn::{Steered, TurnInput, TurnUpdate};
 
 /// What one attempt needs beyond the turn's input.
 pub struct Attempt<'a> {
@@ -26,23 +26,26 @@ pub struct Attempt<'a> {
     pub cost: Cost,
 }
 
-/// Where the run's user message stands: not yet in the transcript (no provider has accepted it)
-/// or written, after which later attempts continue from the transcript instead of resending it.
+/// The run's progress. User messages (the prompt, then steered ones) stay `pending` until a
+/// provider accepts them: only then are they written, so a failed attempt never leaves them
+/// twice in the history the next candidate sees; after that, later attempts continue from
+/// the transcript instead of resending them.
 pub struct RunState {
-    pub user: Value,
-    pub committed: bool,
+    pub pending: Vec<Value>,
     /// Reply text of earlier assistant messages in this run (a tool loop has several).
     pub texts: Vec<String>,
     pub compactions: u32,
+    /// Steered messages taken from the inbox, to become the next user turn.
+    pub steered: Vec<Steered>,
 }
 
 impl RunState {
     pub fn new(user: Value) -> RunState {
         RunState {
-            user,
-            committed: false,
+            pending: vec![user],
             texts: Vec::new(),
             compactions: 0,
+            steered: Vec::new(),
         }
     }
 
@@ -65,11 +68,10 @@ pub fn run(
     on_update: &mut dyn FnMut(TurnUpdate),
 ) -> Result<Value, ProviderError> {
     loop {
+        inject_steered(state);
         let mut req = a.template.clone();
         req.messages = transcript.history_for_request(&a.policy);
-        if !state.committed {
-            req.messages.push(state.user.clone());
-        }
+        req.messages.extend(state.pending.iter().cloned());
         let message = match stream_retrying(&req, a, state, on_update) {
             Ok(m) => with_cost(m, &a.cost),
             Err(e) if is_context_overflow_error(&e.message) && state.compactions == 0 => {
@@ -88,13 +90,44 @@ pub fn run(
         persist(transcript, state, &message);
         state.texts.push(assistant_text(&message));
         let calls = tools::tool_calls(&message);
-        if calls.is_empty() || is_final_stop(&message) || a.input.abort.is_aborted() {
+        if is_final_stop(&message) || a.input.abort.is_aborted() {
             return Ok(message);
         }
-        run_tools(a, transcript, &calls, on_update);
+        if calls.is_empty() {
+            // pi checks for steering messages when the loop would stop: one arrived → go on.
+            if !take_steered(a, state, on_update) {
+                return Ok(message);
+            }
+            continue;
+        }
+        run_tools(a, transcript, state, &calls, on_update);
         if a.input.abort.is_aborted() {
             return Ok(message);
         }
+    }
+}
+
+/// Moves one steered message from the inbox into `state`; `true` if there was one.
+fn take_steered(
+    a: &Attempt<'_>,
+    state: &mut RunState,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> bool {
+    let Some(msg) = a.input.steer.as_ref().and_then(|rx| rx.try_recv().ok()) else {
+        return false;
+    };
+    on_update(TurnUpdate::Steered {
+        run_id: msg.run_id.clone(),
+    });
+    state.steered.push(msg);
+    true
+}
+
+/// Steered messages become the next user turn (written once a provider accepts them).
+fn inject_steered(state: &mut RunState) {
+    for msg in std::mem::take(&mut state.steered) {
+        let user = serde_json::json!({"role": "user", "content": [{"type": "text", "text": msg.prompt}], "timestamp": crate::util::now_ms()});
+        state.pending.push(user);
     }
 }
 
@@ -127,16 +160,22 @@ fn is_final_stop(message: &Value) -> bool {
     )
 }
 
-/// Appends the user message (first success only) and `message`, as pi's `message_end` does.
+/// Appends the pending user messages and `message`, as pi's `message_end` does.
 fn persist(transcript: &mut Transcript, state: &mut RunState, message: &Value) {
-    if !state.committed {
-        if let Err(e) = transcript.append_message(state.user.clone()) {
-            log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
-        }
-        state.committed = true;
-    }
+    state.commit_pending(transcript);
     if let Err(e) = transcript.append_message(message.clone()) {
         log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
+    }
+}
+
+impl RunState {
+    /// Writes the user messages no provider has answered yet.
+    pub fn commit_pending(&mut self, transcript: &mut Transcript) {
+        for user in self.pending.drain(..) {
+            if let Err(e) = transcript.append_message(user) {
+                log::warn!(target: "agent", "failed to write transcript {}: {e}", transcript.path().display());
+            }
+        }
     }
 }
 
@@ -144,6 +183,7 @@ fn persist(transcript: &mut Transcript, state: &mut RunState, message: &Value) {
 fn run_tools(
     a: &Attempt<'_>,
     transcript: &mut Transcript,
+    state: &mut RunState,
     calls: &[Value],
     on_update: &mut dyn FnMut(TurnUpdate),
 ) {
@@ -152,7 +192,8 @@ fn run_tools(
         abort: &a.input.abort,
     };
     for call in calls {
-        let result = if a.input.abort.is_aborted() {
+        // After a steered message arrives, the remaining calls are skipped (pi's steering).
+        let result = if a.input.abort.is_aborted() || !state.steered.is_empty() {
             ToolSet::skipped(call)
         } else {
             on_update(TurnUpdate::ToolStart { call: call.clone() });
@@ -160,6 +201,7 @@ fn run_tools(
             on_update(TurnUpdate::ToolResult {
                 result: result.clone(),
             });
+            take_steered(a, state, on_update);
             result
         };
         if let Err(e) = transcript.append_message(result) {

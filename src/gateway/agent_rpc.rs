@@ -129,6 +129,7 @@ impl Gateway {
             thinking: get("thinking").map(str::to_string),
             reply_to: Some((conn, req_id.to_string())),
             lane: crate::agent::lane_pools::Lane::parse(get("lane")),
+            absorbed: Vec::new(),
         };
         self.admit(pending);
         Ok(json!({"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}))

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::chat_steer::SteerInbox;
 use super::core::{Broadcast, Gateway};
 use super::dedupe::{Dedupe, Entry};
 use super::event::Event;
@@ -35,6 +36,8 @@ pub struct PendingTurn {
     pub reply_to: Option<(super::event::ConnId, String)>,
     /// The global lane the turn runs on (`agent`'s `lane`; `main` otherwise).
     pub lane: Lane,
+    /// Run ids of messages merged into this turn (collect) or steered into it: they end with it.
+    pub absorbed: Vec<String>,
 }
 
 impl Queued for PendingTurn {
@@ -44,6 +47,10 @@ impl Queued for PendingTurn {
     fn with_prompt(mut self, prompt: String) -> Self {
         self.prompt = prompt;
         self
+    }
+    fn absorb(&mut self, other: Self) {
+        self.absorbed.push(other.run_id);
+        self.absorbed.extend(other.absorbed);
     }
 }
 
@@ -57,12 +64,13 @@ pub(super) struct Run {
     last_delta: Option<Instant>,
     pub(super) started_at: u64,
     pub(super) reply_to: Option<(super::event::ConnId, String)>,
+    pub(super) steer: SteerInbox,
 }
 
 pub struct Chat {
     pools: LanePools,
-    lanes: SessionLanes<PendingTurn>,
-    runs: HashMap<String, Run>,
+    pub(super) lanes: SessionLanes<PendingTurn>,
+    pub(super) runs: HashMap<String, Run>,
     pub dedupe: Dedupe,
     /// `agent`/`agent.wait` bookkeeping (`gateway/agent_rpc.rs`).
     pub waits: super::agent_rpc::Waits,
@@ -159,6 +167,7 @@ impl Gateway {
             thinking,
             reply_to: None,
             lane: Lane::Main,
+            absorbed: Vec::new(),
         };
         self.chat.dedupe.put(&dedupe_key, Entry::InFlight);
         self.admit(pending);
@@ -170,7 +179,8 @@ impl Gateway {
         let key = pending.key.clone();
         match self.chat.lanes.admit(&key, pending, &policy, true) {
             Admission::Start(p) => self.start_turn(p),
-            Admission::Queued | Admission::Steer(_) => {}
+            Admission::Queued => {}
+            Admission::Steer(p) => self.steer(p, &policy),
             Admission::Rejected(p) => {
                 self.chat.dedupe.put(
                     &format!("chat:{}", p.run_id),
@@ -185,9 +195,10 @@ impl Gateway {
         }
     }
 
-    fn start_turn(&mut self, p: PendingTurn) {
+    pub(super) fn start_turn(&mut self, p: PendingTurn) {
         self.chat.lanes.set_active(&p.key, &p.run_id);
         let abort = AbortSignal::new();
+        let (steer, steer_rx) = SteerInbox::new(p.absorbed.clone());
         let run = Run {
             key_sent: p.key_sent.clone(),
             key: p.key.clone(),
@@ -197,6 +208,7 @@ impl Gateway {
             last_delta: None,
             started_at: now_ms(),
             reply_to: p.reply_to.clone(),
+            steer,
         };
         self.chat.runs.insert(p.run_id.clone(), run);
         let input = TurnInput {
@@ -210,6 +222,7 @@ impl Gateway {
             workspace: workspace_of(&self.snapshot.config, &p.agent_id),
             abort,
             timeout: timeout_of(&self.snapshot.config),
+            steer: Some(steer_rx),
         };
         let events = self.ctx.events.clone();
         let (run_id, panic_events, panic_id) =
@@ -283,6 +296,10 @@ impl Gateway {
                 self.agent_event(run_id, "tool", data);
                 return;
             }
+            TurnUpdate::Steered { run_id: steered } => {
+                self.on_steered(run_id, &steered);
+                return;
+            }
             TurnUpdate::ToolResult { result } => {
                 let data = json!({"phase": "result", "name": result["toolName"], "toolCallId": result["toolCallId"],
                                   "isError": result["isError"], "result": {"content": result["content"], "details": result["details"]}});
@@ -335,12 +352,16 @@ impl Gateway {
         };
         self.chat
             .dedupe
-            .put(&format!("chat:{run_id}"), Entry::Done(result));
-        let Some(run) = self.chat.runs.remove(run_id) else {
+            .put(&format!("chat:{run_id}"), Entry::Done(result.clone()));
+        let Some(mut run) = self.chat.runs.remove(run_id) else {
             return;
         };
         self.finish_agent_rpc(run_id, &run, &outcome, ended);
         let policy = queue_policy(&self.snapshot.config);
+        let inbox = std::mem::replace(&mut run.steer, SteerInbox::new(Vec::new()).0);
+        for p in self.finish_absorbed(inbox, &run.key_sent, state, &result) {
+            let _ = self.chat.lanes.push_backlog(&run.key, p, &policy);
+        }
         if let Some(next) = self.chat.lanes.finished(&run.key, &policy) {
             self.start_turn(next);
         }

@@ -381,3 +381,74 @@ fn a_subagent_lane_run_does_not_wait_for_a_full_main_lane() {
         "final"
     );
 }
+
+const STEER: &str = r#"messages: { queue: { mode: "steer" } },"#;
+
+#[test]
+fn a_steered_message_joins_the_running_turn() {
+    let fake = FakeLlm::start();
+    fake.push(
+        Script::text(["first ", "answer"]).chunk_delay(std::time::Duration::from_millis(300)),
+    );
+    fake.push(Script::text(["second answer"]));
+    let gw = gateway_configured(&fake, "", STEER, 0, NO_SESSION_RETRY);
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "one", "st-1");
+    assert!(fake.wait_for_requests(1, std::time::Duration::from_secs(5)));
+    send(&mut ws, "main", "two", "st-2");
+    let last = chat_events(&mut ws, "st-1").pop().unwrap();
+    assert_eq!(last["state"], "final", "{last}");
+    assert_eq!(
+        chat_events(&mut ws, "st-2").pop().unwrap()["state"],
+        "final"
+    );
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2, "one run, two model calls");
+    let msgs = reqs[1].body["messages"].as_array().unwrap();
+    let texts: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["content"][0]["text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(texts, ["one", "first answer", "two"]);
+    let entries = transcript_entries(&gw, "agent:main:main");
+    assert_eq!(roles(&entries), ["user", "assistant", "user", "assistant"]);
+}
+
+#[test]
+fn a_steered_message_skips_the_remaining_tool_calls() {
+    let fake = FakeLlm::start();
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("a.txt"), "A").unwrap();
+    fake.push(
+        Script::tool_call("toolu_1", "read", json!({"path": "a.txt"}))
+            .with_tool("toolu_2", "read", json!({"path": "a.txt"}))
+            .chunk_delay(std::time::Duration::from_millis(200)),
+    );
+    fake.push(Script::text(["changed course"]));
+    let gw = gateway_configured(
+        &fake,
+        &workspace_defaults(dir.path()),
+        STEER,
+        0,
+        NO_SESSION_RETRY,
+    );
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "read twice", "sk-1");
+    assert!(fake.wait_for_requests(1, std::time::Duration::from_secs(5)));
+    send(&mut ws, "main", "actually, stop reading", "sk-2");
+    assert_eq!(
+        chat_events(&mut ws, "sk-1").pop().unwrap()["state"],
+        "final"
+    );
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let msgs = reqs[1].body["messages"].as_array().unwrap();
+    let results = msgs[2]["content"].as_array().unwrap();
+    assert_eq!(results[0]["content"], "A");
+    assert_eq!(results[1]["content"], "Skipped due to queued user message.");
+    assert_eq!(results[1]["is_error"], true);
+    let steered = msgs.last().unwrap();
+    assert_eq!(steered["role"], "user");
+    let text = steered["content"].to_string();
+    assert!(text.contains("actually, stop reading"), "{text}");
+}

@@ -387,6 +387,13 @@ fn collect_mode_merges_messages_sent_while_busy() {
         text,
         "[Queued messages while agent was busy]\n\n---\nQueued #1\ntwo\n\n---\nQueued #2\nthree"
     );
+    // The merged message's sender is not left waiting: its run id ends with the batch.
+    assert_eq!(
+        chat_events(&mut ws, "col-3").pop().unwrap()["state"],
+        "final"
+    );
+    let again = send(&mut ws, "main", "three", "col-3");
+    assert_eq!(again["status"], "ok", "{again}");
 }
 
 #[test]
