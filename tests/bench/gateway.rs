@@ -2,12 +2,16 @@
 //! handshake and push latency with 200 protocol-v3 clients, idle CPU, churn, a stalled client and
 //! the binary size, measured against fresh gateways on 127.0.0.1. Prints a table and appends a
 //! section to BENCHMARKS.md. `BENCH_QUICK=1` shortens every wait (and appends only with
-//! `BENCH_APPEND=1`); `MOLTBOT_BIN` selects the binary (default: `cargo build --release`'s).
+//! `BENCH_APPEND=1`); `MOLTBOT_BIN` selects the binary (default: `cargo build --release`'s);
+//! `BENCH_ONLY=agent` runs only the agent-turn part.
 
 // Cargo also auto-discovers this file as integration test `bench`; there it is just dead code.
 #![cfg_attr(test, allow(dead_code, unused))]
 
+mod agent;
 mod gw;
+#[path = "../fakes/llm.rs"]
+mod llm;
 mod push;
 mod report;
 mod setup;
@@ -116,6 +120,9 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
 
     let bin = locate_bin()?;
     eprintln!("bench: binary {}", bin.display());
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "agent") {
+        return agent::run(&bin, p, rep);
+    }
     binary_size(&bin, rep)?;
     startup(&bin, p, rep)?;
 
@@ -459,5 +466,5 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
         "exit 0".into(),
         Some(exit.is_some_and(|s| s.success())),
     );
-    Ok(())
+    agent::run(&bin, p, rep)
 }

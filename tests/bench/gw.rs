@@ -67,17 +67,37 @@ impl Gateway {
     /// Spawns the gateway on `port` (0 = OS picks) and waits (bounded) for its `listening on` line.
     /// Returns the gateway and the time from spawn to that line.
     pub fn start(bin: &Path, port: u16) -> Result<(Gateway, Duration), String> {
+        Self::start_with(bin, port, None, &[])
+    }
+
+    /// As `start`, with `config` written as the state dir's `moltbot.json` (`{STATE}` in it is
+    /// replaced by the state dir's path) and extra environment variables.
+    pub fn start_with(
+        bin: &Path,
+        port: u16,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<(Gateway, Duration), String> {
         let dir = temp_dir()?;
+        if let Some(cfg) = config {
+            let cfg = cfg.replace("{STATE}", &dir.to_string_lossy());
+            std::fs::write(dir.join("moltbot.json"), cfg)
+                .map_err(|e| format!("write config: {e}"))?;
+        }
         let t0 = Instant::now();
-        let mut child = Command::new(bin)
-            .args([
-                "gateway",
-                "--allow-unconfigured",
-                "--port",
-                &port.to_string(),
-            ])
-            .env("CLAWDBOT_STATE_DIR", &dir)
-            .env("CLAWDBOT_GATEWAY_TOKEN", TOKEN)
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "gateway",
+            "--allow-unconfigured",
+            "--port",
+            &port.to_string(),
+        ])
+        .env("CLAWDBOT_STATE_DIR", &dir)
+        .env("CLAWDBOT_GATEWAY_TOKEN", TOKEN);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

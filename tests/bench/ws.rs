@@ -122,6 +122,19 @@ pub fn request(
     Err(format!("{method}: no response within {IO_TIMEOUT:?}"))
 }
 
+/// The next text frame as JSON (`None` on a read timeout or a non-text frame).
+pub fn read_json(ws: &mut Ws) -> Result<Option<Value>, String> {
+    match ws.read() {
+        Ok(Message::Text(t)) => serde_json::from_str(t.as_str())
+            .map(Some)
+            .map_err(|e| format!("bad frame: {e}")),
+        Ok(Message::Close(f)) => Err(format!("connection closed: {f:?}")),
+        Ok(_) => Ok(None),
+        Err(e) if is_timeout(&e) => Ok(None),
+        Err(e) => Err(format!("read: {e}")),
+    }
+}
+
 /// Close handshake, bounded: sends our close and reads until the server ends the connection.
 pub fn close(mut ws: Ws) {
     let _ = ws

@@ -113,6 +113,8 @@ struct State {
     requests: Vec<Recorded>,
     in_flight: usize,
     max_in_flight: usize,
+    /// Per answered request: when its body was fully read and when its response ended.
+    timings: Vec<(Instant, Instant)>,
     conns: Vec<TcpStream>,
     handlers: Vec<JoinHandle<()>>,
 }
@@ -242,6 +244,11 @@ impl FakeLlm {
         self.shared.lock().max_in_flight
     }
 
+    /// `(request read, response ended)` per answered request, in completion order.
+    pub fn timings(&self) -> Vec<(Instant, Instant)> {
+        self.shared.lock().timings.clone()
+    }
+
     /// Scripts still queued (shared and per-route).
     pub fn pending(&self) -> usize {
         let st = self.shared.lock();
@@ -307,6 +314,7 @@ fn handle_conn(mut stream: TcpStream, shared: &Shared) {
             return;
         }
     };
+    let received = Instant::now();
     let script = {
         let mut st = shared.lock();
         st.requests.push(req.clone());
@@ -318,6 +326,7 @@ fn handle_conn(mut stream: TcpStream, shared: &Shared) {
     let _ = respond(&mut stream, shared, &req, script);
     let _ = stream.shutdown(Shutdown::Both);
     let mut st = shared.lock();
+    st.timings.push((received, Instant::now()));
     st.in_flight -= 1;
     shared.changed.notify_all();
 }

@@ -1,0 +1,185 @@
+//! Agent-turn figures against the loopback fake provider (`tests/fakes/llm.rs`, Anthropic SSE):
+//! the gateway's own time per turn beyond the fake's stream, throughput with `maxConcurrent` 4
+//! over 100 sessions, and peak RSS while 4 turns stream to 200 connected clients.
+
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::gw::{self, Gateway};
+use super::llm::{FakeLlm, Script};
+use super::report::{fmt_ms, mib, percentile, Report};
+use super::ws::{self, Reader, Ws};
+use super::Plan;
+
+const MIB: u64 = 1024 * 1024;
+
+fn config(fake: &FakeLlm, max_concurrent: usize) -> String {
+    format!(
+        r#"{{ gateway: {{ mode: "local" }},
+  agents: {{ defaults: {{ maxConcurrent: {max_concurrent}, thinkingDefault: "off", workspace: "{{STATE}}/workspace" }} }},
+  models: {{ providers: {{ anthropic: {{ baseUrl: "{}", models: [] }} }} }} }}"#,
+        fake.base_url()
+    )
+}
+
+fn start(bin: &Path, fake: &FakeLlm, max_concurrent: usize) -> Result<Gateway, String> {
+    let env = [
+        ("ANTHROPIC_API_KEY", "sk-ant-bench"),
+        ("MOLTBOT_SDK_MAX_RETRIES", "0"),
+    ];
+    Gateway::start_with(bin, 0, Some(&config(fake, max_concurrent)), &env).map(|(g, _)| g)
+}
+
+/// `n` tokens, `gap` apart: the fake's own streaming time is about `n × gap`.
+fn tokens(n: usize, gap: Duration) -> Script {
+    Script::text((0..n).map(|i| format!("tok{i} "))).chunk_delay(gap)
+}
+
+fn chat_send(ctl: &mut Ws, id: &str, key: &str, text: &str) -> Result<(), String> {
+    let params = json!({"sessionKey": key, "message": text, "idempotencyKey": id});
+    ws::request(ctl, id, "chat.send", params).map(|_| ())
+}
+
+/// Reads until every run in `runs` has its final `chat` event; returns their arrival times.
+fn wait_finals(ctl: &mut Ws, runs: &[String], limit: Duration) -> Result<Vec<Instant>, String> {
+    let mut done: Vec<Option<Instant>> = vec![None; runs.len()];
+    let deadline = Instant::now() + limit;
+    while done.iter().any(Option::is_none) {
+        if Instant::now() > deadline {
+            return Err(format!("runs not finished within {limit:?}"));
+        }
+        let Some(v) = ws::read_json(ctl)? else {
+            continue;
+        };
+        if v["event"] != "chat" || v["payload"]["state"] == "delta" {
+            continue;
+        }
+        let run = v["payload"]["runId"].as_str().unwrap_or("");
+        if let Some(i) = runs.iter().position(|r| r == run) {
+            if v["payload"]["state"] != "final" {
+                return Err(format!("run {run} ended {}", v["payload"]));
+            }
+            done[i] = Some(Instant::now());
+        }
+    }
+    Ok(done.into_iter().flatten().collect())
+}
+
+pub fn run(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
+    overhead(bin, p, rep)?;
+    throughput(bin, rep)?;
+    peak_rss(bin, p, rep)
+}
+
+/// Sequential turns on one session: (send → final) minus (fake read the request → fake ended
+/// its stream). What is left is the gateway: lanes, prompt, transcript, HTTP, SSE, events.
+fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
+    let fake = FakeLlm::start();
+    let n = if p.quick { 20 } else { 200 };
+    fake.set_default(tokens(20, Duration::from_millis(2)));
+    let gw = start(bin, &fake, 4)?;
+    let (mut ctl, _) = ws::connect(gw.port)?;
+    let (mut total, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let id = format!("ov-{i}");
+        let t0 = Instant::now();
+        chat_send(&mut ctl, &id, "main", &format!("turn {i}"))?;
+        let t_final = wait_finals(&mut ctl, &[id], Duration::from_secs(30))?[0];
+        let (got, ended) = *fake.timings().last().ok_or("the fake saw no request")?;
+        total.push((t_final - t0).saturating_sub(ended - got));
+        before.push(got.saturating_duration_since(t0));
+        after.push(t_final.saturating_duration_since(ended));
+    }
+    let p99 = percentile(&mut total, 0.99);
+    rep.row(
+        &format!("agent turn overhead beyond the provider p50 / p99 ({n} turns, 20 tokens)"),
+        format!("{} / {}", fmt_ms(percentile(&mut total, 0.5)), fmt_ms(p99)),
+        "p99 ≤ 1 ms".into(),
+        Some(p99 <= Duration::from_millis(1)),
+    );
+    rep.row(
+        "… of which before the request / after the stream, p50",
+        format!(
+            "{} / {}",
+            fmt_ms(percentile(&mut before, 0.5)),
+            fmt_ms(percentile(&mut after, 0.5))
+        ),
+        "—".into(),
+        None,
+    );
+    ws::close(ctl);
+    Ok(())
+}
+
+/// 100 sessions at once with `maxConcurrent` 4: wall time against the ideal
+/// `ceil(100 / 4) × stream time`, and the most requests the fake saw at once.
+fn throughput(bin: &Path, rep: &mut Report) -> Result<(), String> {
+    let fake = FakeLlm::start();
+    let stream = Duration::from_millis(50);
+    fake.set_default(tokens(20, stream / 20));
+    let gw = start(bin, &fake, 4)?;
+    // Requests on one connection, events read on another: a response wait skips events.
+    let (mut ctl, _) = ws::connect(gw.port)?;
+    let (mut sender, _) = ws::connect(gw.port)?;
+    let runs: Vec<String> = (0..100).map(|i| format!("tp-{i}")).collect();
+    let t0 = Instant::now();
+    for (i, id) in runs.iter().enumerate() {
+        chat_send(&mut sender, id, &format!("bench-{i}"), "go")?;
+    }
+    wait_finals(&mut ctl, &runs, Duration::from_secs(120))?;
+    let wall = t0.elapsed();
+    let ideal = stream * 25;
+    rep.row(
+        "agent throughput: 100 sessions, maxConcurrent 4, 50 ms streams",
+        format!(
+            "{:.2} s = {:.1} turns/s (ideal {:.2} s); max in flight at the provider {}",
+            wall.as_secs_f64(),
+            100.0 / wall.as_secs_f64(),
+            ideal.as_secs_f64(),
+            fake.max_in_flight()
+        ),
+        "in flight ≤ 4".into(),
+        Some(fake.max_in_flight() <= 4),
+    );
+    ws::close(ctl);
+    Ok(())
+}
+
+/// 200 clients connected, 4 turns streaming 200 tokens each (every delta goes to every client).
+fn peak_rss(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
+    let fake = FakeLlm::start();
+    fake.set_default(tokens(200, Duration::from_millis(5)));
+    let gw = start(bin, &fake, 4)?;
+    let mut readers = Vec::new();
+    for i in 0..p.clients {
+        let (c, _) = ws::connect(gw.port).map_err(|e| format!("client {i}: {e}"))?;
+        readers.push(Reader::spawn(c)?);
+    }
+    let (mut ctl, _) = ws::connect(gw.port)?;
+    let (mut sender, _) = ws::connect(gw.port)?;
+    let before = gw::status(gw.pid)?;
+    let sampler = gw::RssSampler::start(gw.pid);
+    let runs: Vec<String> = (0..4).map(|i| format!("rss-{i}")).collect();
+    for (i, id) in runs.iter().enumerate() {
+        chat_send(&mut sender, id, &format!("stream-{i}"), "stream please")?;
+    }
+    wait_finals(&mut ctl, &runs, Duration::from_secs(60))?;
+    std::thread::sleep(Duration::from_millis(100));
+    let end = gw::status(gw.pid)?;
+    let peak = sampler.max_kb().max(end.rss_kb);
+    rep.row(
+        &format!("peak RSS, 4 streaming turns × 200 tokens, {} clients", p.clients),
+        format!(
+            "{} (before the turns {}; VmHWM {})",
+            mib(peak),
+            mib(before.rss_kb),
+            mib(end.hwm_kb)
+        ),
+        "≤ 32 MiB".into(),
+        Some(peak * 1024 <= 32 * MIB),
+    );
+    readers.iter().for_each(Reader::request_stop);
+    ws::close(ctl);
+    Ok(())
+}
