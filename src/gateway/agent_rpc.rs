@@ -128,6 +128,8 @@ impl Gateway {
             prompt: get("message").unwrap_or("").to_string(),
             thinking: get("thinking").map(str::to_string),
             reply_to: Some((conn, req_id.to_string())),
+            extra_system_prompt: get("extraSystemPrompt").map(str::to_string),
+            http: None,
         };
         self.admit(pending);
         Ok(json!({"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}))

@@ -33,6 +33,10 @@ pub struct PendingTurn {
     pub thinking: Option<String>,
     /// For the `agent` method: where its second (final) response goes.
     pub reply_to: Option<(super::event::ConnId, String)>,
+    /// Added to the system prompt (`agent`'s `extraSystemPrompt`, OpenAI system messages).
+    pub extra_system_prompt: Option<String>,
+    /// For `/v1/chat/completions`: the HTTP thread waiting for this run's text.
+    pub http: Option<super::openai::ReplyTx>,
 }
 
 impl Queued for PendingTurn {
@@ -42,6 +46,10 @@ impl Queued for PendingTurn {
     fn with_prompt(mut self, prompt: String) -> Self {
         self.prompt = prompt;
         self
+    }
+    /// An HTTP caller waits for the answer to its own message, so it is never merged.
+    fn merges(&self) -> bool {
+        self.http.is_none()
     }
 }
 
@@ -55,6 +63,7 @@ pub(super) struct Run {
     last_delta: Option<Instant>,
     pub(super) started_at: u64,
     pub(super) reply_to: Option<(super::event::ConnId, String)>,
+    http: Option<super::openai::ReplyTx>,
 }
 
 pub struct Chat {
@@ -164,6 +173,8 @@ impl Gateway {
             prompt: message.to_string(),
             thinking,
             reply_to: None,
+            extra_system_prompt: None,
+            http: None,
         };
         self.chat.dedupe.put(&dedupe_key, Entry::InFlight);
         self.admit(pending);
@@ -171,7 +182,12 @@ impl Gateway {
     }
 
     pub(super) fn admit(&mut self, pending: PendingTurn) {
-        let policy = queue_policy(&self.snapshot.config);
+        let policy = if pending.http.is_some() {
+            // Upstream runs these through `agentCommand`: plain FIFO, no queue modes.
+            QueuePolicy::fifo()
+        } else {
+            queue_policy(&self.snapshot.config)
+        };
         let key = pending.key.clone();
         match self.chat.lanes.admit(&key, pending, &policy, true) {
             Admission::Start(p) => self.start_turn(p),
@@ -190,7 +206,7 @@ impl Gateway {
         }
     }
 
-    fn start_turn(&mut self, p: PendingTurn) {
+    fn start_turn(&mut self, mut p: PendingTurn) {
         self.chat.lanes.set_active(&p.key, &p.run_id);
         let abort = AbortSignal::new();
         let run = Run {
@@ -202,6 +218,7 @@ impl Gateway {
             last_delta: None,
             started_at: now_ms(),
             reply_to: p.reply_to.clone(),
+            http: p.http.take(),
         };
         self.chat.runs.insert(p.run_id.clone(), run);
         let input = TurnInput {
@@ -210,6 +227,7 @@ impl Gateway {
             session_key: p.key.clone(),
             prompt: p.prompt,
             thinking: p.thinking,
+            extra_system_prompt: p.extra_system_prompt,
             config: self.snapshot.clone(),
             state: self.ctx.state.clone(),
             workspace: workspace_of(&self.snapshot.config, &p.agent_id),
@@ -288,6 +306,9 @@ impl Gateway {
             return;
         };
         run.text = text.clone();
+        if let Some(http) = run.http.as_mut() {
+            http.delta(&delta);
+        }
         let due = run.last_delta.is_none_or(|t| t.elapsed() >= DELTA_THROTTLE);
         self.agent_event(run_id, "assistant", json!({"text": text, "delta": delta}));
         if due {
@@ -330,9 +351,12 @@ impl Gateway {
         self.chat
             .dedupe
             .put(&format!("chat:{run_id}"), Entry::Done(result));
-        let Some(run) = self.chat.runs.remove(run_id) else {
+        let Some(mut run) = self.chat.runs.remove(run_id) else {
             return;
         };
+        if let Some(http) = run.http.take() {
+            http.end(super::openai::reply_result(&self.snapshot.config, &outcome));
+        }
         self.finish_agent_rpc(run_id, &run, &outcome, ended);
         let policy = queue_policy(&self.snapshot.config);
         if let Some(next) = self.chat.lanes.finished(&run.key, &policy) {
