@@ -449,3 +449,74 @@ fn read_store_opt(gw: &Gateway) -> Option<Value> {
     let path = gw.state.path().join("agents/main/sessions/sessions.json");
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
+
+#[test]
+fn runs_share_the_pool_bound_and_the_session_fifo() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::text(["slow ", "reply"]).chunk_delay(Duration::from_millis(300)));
+    let gw = gateway_with_defaults(&fake, ENABLED, "maxConcurrent: 2", "");
+    let port = gw.port;
+    let bodies = [
+        json!({"user": "same", "messages": [{"role": "user", "content": "first"}]}),
+        json!({"user": "same", "messages": [{"role": "user", "content": "second"}]}),
+        json!({"messages": [{"role": "user", "content": "other-1"}]}),
+        json!({"messages": [{"role": "user", "content": "other-2"}]}),
+    ];
+    let handles: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            std::thread::sleep(Duration::from_millis(if i == 1 { 100 } else { 20 }));
+            std::thread::spawn(move || post(port, &[], &body))
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().expect("request thread");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["choices"][0]["message"]["content"], "slow reply");
+    }
+    assert_eq!(fake.request_count(), 4);
+    assert_eq!(
+        fake.max_in_flight(),
+        2,
+        "agents.defaults.maxConcurrent holds"
+    );
+    let second = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.last_message().unwrap()["content"][0]["text"] == "second")
+        .expect("second request");
+    let messages = second.body["messages"].as_array().map(Vec::len);
+    assert_eq!(messages, Some(3), "ran after the first, with its history");
+}
+
+#[test]
+fn enabling_the_endpoint_in_the_config_file_takes_effect_without_a_new_process() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::text(["on"]));
+    let gw = gateway(&fake, r#"controlUi: { enabled: false }"#, "");
+    assert_eq!(post(gw.port, &[], &user("hi")).status, 404);
+    let cfg = std::fs::read_to_string(gw.config_path()).unwrap();
+    let enabled = cfg.replace(
+        "controlUi: { enabled: false }",
+        &format!("controlUi: {{ enabled: false }}, {ENABLED}"),
+    );
+    std::fs::write(gw.config_path(), enabled).unwrap();
+    assert!(
+        gw.wait_output("restarting in-process", Duration::from_secs(10)),
+        "{}",
+        gw.output()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let up = TcpStream::connect(("127.0.0.1", gw.port)).is_ok();
+        if up && post(gw.port, &[], &user("hi")).status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "endpoint enabled after the reload"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
