@@ -5,7 +5,7 @@ STATE ?= $(CURDIR)/.moltbot-dev
 PORT ?= 18789
 BIN := target/release/moltbot
 
-.PHONY: run build test unit lint bench image-check clean-dev pyvenv
+.PHONY: run build test unit lint bench image-check clean-dev pyvenv sdk-js
 
 build:
 	$(CARGO) build --release --locked
@@ -38,9 +38,19 @@ $(PYVENV_MARKER):
 	$(PYVENV)/bin/pip install --disable-pip-version-check --quiet openai==$(OPENAI_PY_VERSION)
 	@touch $@
 
+# The official `openai` JS SDK, pinned by tests/sdk/package-lock.json (6.x: 7.x needs Node 22).
+JS_SDK_MARKER := tests/sdk/node_modules/.package-lock.json
+
+sdk-js: $(JS_SDK_MARKER)
+
+$(JS_SDK_MARKER): tests/sdk/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm" >&2; exit 1; }
+	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # lib, bins and integration tests (doc tests: none; benches run only under `make bench`), then
 # one closing line with the totals.
-unit: pyvenv
+unit: pyvenv sdk-js
 	@mkdir -p target
 	$(CARGO) test --locked --lib --bins --tests 2>&1 | tee target/test-output.txt; status=$${PIPESTATUS[0]}; \
 	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed;?$$/) p += $$i; if ($$(i+1) ~ /^failed;?$$/) f += $$i } } \

@@ -1,11 +1,13 @@
-//! The official `openai` Python SDK (installed by `make test` into `target/pyvenv`) runs
-//! `openai_sdk.py` against the gateway: non-streaming, streaming, and a wrong token.
+//! The official `openai` SDKs against the gateway: Python (installed by `make test` into
+//! `target/pyvenv`, script `openai_sdk.py`) and JS (`npm ci` in `tests/sdk`, script
+//! `tests/sdk/openai_sdk.mjs`), each doing a non-streaming and a streaming completion and a
+//! request with a wrong token.
 
 use crate::llm::{FakeLlm, Script};
 use crate::openai_http::gateway;
 use crate::support::TOKEN;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,15 +26,9 @@ fn line<'a>(out: &'a str, tag: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{tag}` line in:\n{out}"))
 }
 
-#[test]
-fn official_python_sdk_streams_completes_and_is_refused_with_a_wrong_token() {
-    let python = python();
-    assert!(
-        python.exists(),
-        "{} is missing: run `make test` (it creates target/pyvenv with the openai SDK), \
-         or set MOLTBOT_TEST_PYTHON to a python with `openai` installed",
-        python.display()
-    );
+/// Runs one SDK script (`<program> <script> <base_url> <token>`) against a gateway with the
+/// endpoint on and the fake LLM scripted for it; checks what the script printed.
+fn check_sdk(program: &Path, script: &Path) {
     let fake = FakeLlm::start();
     fake.push(Script::text(["Hello ", "from the SDK."]));
     fake.push(Script::text(["Streamed ", "in ", "parts."]).chunk_delay(Duration::from_millis(50)));
@@ -41,16 +37,15 @@ fn official_python_sdk_streams_completes_and_is_refused_with_a_wrong_token() {
         "http: { endpoints: { chatCompletions: { enabled: true } } }",
         "",
     );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/openai_sdk.py");
-    let out = Command::new(&python)
-        .arg(&script)
+    let out = Command::new(program)
+        .arg(script)
         .arg(format!("http://127.0.0.1:{}/v1", gw.port))
         .arg(TOKEN)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("NO_PROXY", "*")
         .output()
-        .expect("run the SDK script");
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -76,4 +71,31 @@ fn official_python_sdk_streams_completes_and_is_refused_with_a_wrong_token() {
         system.contains("Answer briefly."),
         "system message reached the prompt"
     );
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn official_python_sdk_streams_completes_and_is_refused_with_a_wrong_token() {
+    let python = python();
+    assert!(
+        python.exists(),
+        "{} is missing: run `make test` (it creates target/pyvenv with the openai SDK), \
+         or set MOLTBOT_TEST_PYTHON to a python with `openai` installed",
+        python.display()
+    );
+    check_sdk(&python, &repo("tests/it/openai_sdk.py"));
+}
+
+#[test]
+fn official_js_sdk_streams_completes_and_is_refused_with_a_wrong_token() {
+    let installed = repo("tests/sdk/node_modules/openai/package.json");
+    assert!(
+        installed.exists(),
+        "the openai JS SDK is not installed in tests/sdk: run `make test` (npm ci there)"
+    );
+    let node = std::env::var_os("MOLTBOT_TEST_NODE").unwrap_or_else(|| "node".into());
+    check_sdk(Path::new(&node), &repo("tests/sdk/openai_sdk.mjs"));
 }
