@@ -206,6 +206,11 @@ fn auth_method_and_body_errors() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["message"], "payload too large");
     assert_eq!(fake.request_count(), 0);
+    let logs = gw.output();
+    assert!(
+        !logs.contains(TOKEN) && !logs.contains("wrong-token"),
+        "no secret in logs"
+    );
 }
 
 #[test]

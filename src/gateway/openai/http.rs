@@ -326,3 +326,44 @@ fn stream_reply(req: Request, rx: &Receiver<ReplyMsg>, ids: &Ids) {
         log::debug!(target: "http", "openai: stream {} ended early: {e}", ids.run_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_flag_is_javascript_truthiness() {
+        assert!(!truthy(None));
+        assert!(!truthy(Some(&json!(null))));
+        assert!(!truthy(Some(&json!(0))));
+        assert!(!truthy(Some(&json!(""))));
+        assert!(truthy(Some(&json!(true))));
+        assert!(truthy(Some(&json!("false"))));
+        assert!(truthy(Some(&json!(1))));
+        assert!(truthy(Some(&json!({}))));
+    }
+
+    #[test]
+    fn claims_only_the_exact_path_when_enabled() {
+        let mut s = HttpSettings::default();
+        assert!(!claims(PATH, &s));
+        s.chat_completions = true;
+        assert!(claims(PATH, &s));
+        assert!(claims("/v1/chat/completions?x=1", &s));
+        assert!(!claims("/v1/chat/completions/", &s));
+        assert!(!claims("/v1/models", &s));
+    }
+
+    #[test]
+    fn the_in_flight_bound_is_given_back() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let slots: Vec<Slot> = (0..MAX_IN_FLIGHT)
+            .filter_map(|_| Slot::take(&count))
+            .collect();
+        assert_eq!(slots.len(), MAX_IN_FLIGHT);
+        assert!(Slot::take(&count).is_none());
+        drop(slots);
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        assert!(Slot::take(&count).is_some());
+    }
+}
