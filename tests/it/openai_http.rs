@@ -471,7 +471,7 @@ fn runs_share_the_pool_bound_and_the_session_fifo() {
         .into_iter()
         .enumerate()
         .map(|(i, body)| {
-            std::thread::sleep(Duration::from_millis(if i == 1 { 100 } else { 20 }));
+            std::thread::sleep(Duration::from_millis(if i == 1 { 400 } else { 20 }));
             std::thread::spawn(move || post(port, &[], &body))
         })
         .collect();
