@@ -5,7 +5,7 @@ STATE ?= $(CURDIR)/.moltbot-dev
 PORT ?= 18789
 BIN := target/release/moltbot
 
-.PHONY: run build test unit lint bench image-check clean-dev
+.PHONY: run build test unit lint bench image-check clean-dev pyvenv sdk-js
 
 build:
 	$(CARGO) build --release --locked
@@ -23,9 +23,34 @@ run: build
 ## Everything CI runs: formatting, clippy, unit and integration tests.
 test: lint unit
 
+# The official `openai` Python SDK for the /v1/chat/completions tests (tests/it/openai_sdk.rs),
+# in a local virtualenv; the marker file makes later runs skip the install.
+PYVENV := target/pyvenv
+OPENAI_PY_VERSION := 3.51.0
+PYVENV_MARKER := $(PYVENV)/.openai-$(OPENAI_PY_VERSION)
+
+pyvenv: $(PYVENV_MARKER)
+
+$(PYVENV_MARKER):
+	@mkdir -p target
+	@[ -x $(PYVENV)/bin/python ] || python3 -m venv $(PYVENV) || { rm -rf $(PYVENV); \
+		echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)" >&2; exit 1; }
+	$(PYVENV)/bin/pip install --disable-pip-version-check --quiet openai==$(OPENAI_PY_VERSION)
+	@touch $@
+
+# The official `openai` JS SDK, pinned by tests/sdk/package-lock.json (6.x: 7.x needs Node 22).
+JS_SDK_MARKER := tests/sdk/node_modules/.package-lock.json
+
+sdk-js: $(JS_SDK_MARKER)
+
+$(JS_SDK_MARKER): tests/sdk/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm" >&2; exit 1; }
+	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # lib, bins and integration tests (doc tests: none; benches run only under `make bench`), then
 # one closing line with the totals.
-unit:
+unit: pyvenv sdk-js
 	@mkdir -p target
 	$(CARGO) test --locked --lib --bins --tests 2>&1 | tee target/test-output.txt; status=$${PIPESTATUS[0]}; \
 	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed;?$$/) p += $$i; if ($$(i+1) ~ /^failed;?$$/) f += $$i } } \

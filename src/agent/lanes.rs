@@ -42,6 +42,19 @@ pub struct QueuePolicy {
     pub drop: DropPolicy,
 }
 
+impl QueuePolicy {
+    /// One message after another, never merged, steered or dropped (upstream's command lanes,
+    /// used by `agentCommand` callers such as the OpenAI endpoint). The queue is bounded by the
+    /// callers, not here.
+    pub fn fifo() -> QueuePolicy {
+        QueuePolicy {
+            mode: QueueMode::Followup,
+            cap: usize::MAX,
+            drop: DropPolicy::New,
+        }
+    }
+}
+
 impl Default for QueuePolicy {
     /// `collect`, cap 20, drop `summarize` (upstream defaults).
     fn default() -> Self {
@@ -60,6 +73,10 @@ pub trait Queued: Sized {
     fn with_prompt(self, prompt: String) -> Self;
     /// `other` was merged into this one (a collect batch): keep what its sender waits for.
     fn absorb(&mut self, _other: Self) {}
+    /// Whether `collect` may merge this message with others (false: it runs on its own).
+    fn merges(&self) -> bool {
+        true
+    }
 }
 
 /// The decision for an incoming message.
@@ -225,11 +242,13 @@ fn take_one<T: Queued>(lane: &mut Lane<T>) -> Option<T> {
 }
 
 /// `collect`: every queued message becomes one prompt, as upstream words it.
+/// Only the leading run of mergeable messages is collected; one that does not merge runs alone.
 fn take_collected<T: Queued>(lane: &mut Lane<T>) -> Option<T> {
-    let mut items: Vec<T> = lane.queue.drain(..).collect();
-    if items.is_empty() {
-        return None;
+    let mergeable = lane.queue.iter().take_while(|i| i.merges()).count();
+    if mergeable == 0 {
+        return take_one(lane);
     }
+    let mut items: Vec<T> = lane.queue.drain(..mergeable).collect();
     let mut parts = Vec::new();
     if !lane.dropped.is_empty() {
         parts.push(overflow_block(&std::mem::take(&mut lane.dropped)));
@@ -280,6 +299,35 @@ mod tests {
         lanes.set_active("s", "r2");
         assert_eq!(lanes.finished("s", &p), None);
         assert_eq!(lanes.active_run("s"), None);
+    }
+
+    /// A message that may refuse merging (`.1 == false`).
+    #[derive(Debug, PartialEq)]
+    struct Solo(String, bool);
+    impl Queued for Solo {
+        fn prompt(&self) -> &str {
+            &self.0
+        }
+        fn with_prompt(self, prompt: String) -> Self {
+            Solo(prompt, self.1)
+        }
+        fn merges(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn collect_never_merges_a_message_that_refuses() {
+        let mut lanes = SessionLanes::default();
+        let p = QueuePolicy::default();
+        lanes.set_active("s", "r1");
+        lanes.admit("s", Solo("http".into(), false), &QueuePolicy::fifo(), true);
+        lanes.admit("s", Solo("a".into(), true), &p, true);
+        lanes.admit("s", Solo("b".into(), true), &p, true);
+        assert_eq!(lanes.finished("s", &p), Some(Solo("http".into(), false)));
+        lanes.set_active("s", "r2");
+        let merged = lanes.finished("s", &p).unwrap();
+        assert!(merged.0.contains("Queued #2\nb"), "{merged:?}");
     }
 
     #[test]

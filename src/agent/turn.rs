@@ -20,6 +20,8 @@ pub struct TurnInput {
     /// The user's text as the model should see it (envelope added by the caller).
     pub prompt: String,
     pub thinking: Option<String>,
+    /// Appended to the system prompt under upstream's context header (`extraSystemPrompt`).
+    pub extra_system_prompt: Option<String>,
     pub config: Arc<Snapshot>,
     pub state: StateDir,
     pub workspace: PathBuf,
@@ -478,6 +480,7 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet
         workspace_notes: bootstrap::workspace_notes(&files),
         context_files,
         tools: tools.prompt_entries(),
+        extra_system_prompt: input.extra_system_prompt.clone(),
         ..Default::default()
     };
     prompt::build_system_prompt(&params)

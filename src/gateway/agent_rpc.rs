@@ -130,6 +130,8 @@ impl Gateway {
             reply_to: Some((conn, req_id.to_string())),
             lane: crate::agent::lane_pools::Lane::parse(get("lane")),
             absorbed: Vec::new(),
+            extra_system_prompt: get("extraSystemPrompt").map(str::to_string),
+            http: None,
         };
         self.admit(pending);
         Ok(json!({"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}))

@@ -250,7 +250,10 @@ fn run_once(
         .flatten();
     let has_alias = alias.is_some();
     let listeners: Vec<TcpListener> = std::iter::once(listener).chain(alias).collect();
-    let http = Arc::new(HttpContext::default());
+    let http = Arc::new(HttpContext {
+        events: Some(events_tx.clone()),
+        ..Default::default()
+    });
     let mut ctx = RunContext {
         state: state.clone(),
         config_path: snap.path.clone(),

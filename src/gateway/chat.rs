@@ -38,6 +38,10 @@ pub struct PendingTurn {
     pub lane: Lane,
     /// Run ids of messages merged into this turn (collect) or steered into it: they end with it.
     pub absorbed: Vec<String>,
+    /// Added to the system prompt (`agent`'s `extraSystemPrompt`, OpenAI system messages).
+    pub extra_system_prompt: Option<String>,
+    /// For `/v1/chat/completions`: the HTTP thread waiting for this run's text.
+    pub http: Option<super::openai::ReplyTx>,
 }
 
 impl Queued for PendingTurn {
@@ -52,6 +56,10 @@ impl Queued for PendingTurn {
         self.absorbed.push(other.run_id);
         self.absorbed.extend(other.absorbed);
     }
+    /// An HTTP caller waits for the answer to its own message, so it is never merged.
+    fn merges(&self) -> bool {
+        self.http.is_none()
+    }
 }
 
 /// A run in progress.
@@ -65,6 +73,7 @@ pub(super) struct Run {
     pub(super) started_at: u64,
     pub(super) reply_to: Option<(super::event::ConnId, String)>,
     pub(super) steer: SteerInbox,
+    http: Option<super::openai::ReplyTx>,
 }
 
 pub struct Chat {
@@ -168,6 +177,8 @@ impl Gateway {
             reply_to: None,
             lane: Lane::Main,
             absorbed: Vec::new(),
+            extra_system_prompt: None,
+            http: None,
         };
         self.chat.dedupe.put(&dedupe_key, Entry::InFlight);
         self.admit(pending);
@@ -175,7 +186,12 @@ impl Gateway {
     }
 
     pub(super) fn admit(&mut self, pending: PendingTurn) {
-        let policy = queue_policy(&self.snapshot.config);
+        let policy = if pending.http.is_some() {
+            // Upstream runs these through `agentCommand`: plain FIFO, no queue modes.
+            QueuePolicy::fifo()
+        } else {
+            queue_policy(&self.snapshot.config)
+        };
         let key = pending.key.clone();
         match self.chat.lanes.admit(&key, pending, &policy, true) {
             Admission::Start(p) => self.start_turn(p),
@@ -195,7 +211,7 @@ impl Gateway {
         }
     }
 
-    pub(super) fn start_turn(&mut self, p: PendingTurn) {
+    pub(super) fn start_turn(&mut self, mut p: PendingTurn) {
         self.chat.lanes.set_active(&p.key, &p.run_id);
         let abort = AbortSignal::new();
         let (steer, steer_rx) = SteerInbox::new(p.absorbed.clone());
@@ -209,6 +225,7 @@ impl Gateway {
             started_at: now_ms(),
             reply_to: p.reply_to.clone(),
             steer,
+            http: p.http.take(),
         };
         self.chat.runs.insert(p.run_id.clone(), run);
         let input = TurnInput {
@@ -217,6 +234,7 @@ impl Gateway {
             session_key: p.key.clone(),
             prompt: p.prompt,
             thinking: p.thinking,
+            extra_system_prompt: p.extra_system_prompt,
             config: self.snapshot.clone(),
             state: self.ctx.state.clone(),
             workspace: workspace_of(&self.snapshot.config, &p.agent_id),
@@ -311,6 +329,9 @@ impl Gateway {
             return;
         };
         run.text = text.clone();
+        if let Some(http) = run.http.as_mut() {
+            http.delta(&delta);
+        }
         let due = run.last_delta.is_none_or(|t| t.elapsed() >= DELTA_THROTTLE);
         self.agent_event(run_id, "assistant", json!({"text": text, "delta": delta}));
         if due {
@@ -356,6 +377,9 @@ impl Gateway {
         let Some(mut run) = self.chat.runs.remove(run_id) else {
             return;
         };
+        if let Some(http) = run.http.take() {
+            http.end(super::openai::reply_result(&self.snapshot.config, &outcome));
+        }
         self.finish_agent_rpc(run_id, &run, &outcome, ended);
         let policy = queue_policy(&self.snapshot.config);
         let inbox = std::mem::replace(&mut run.steer, SteerInbox::new(Vec::new()).0);

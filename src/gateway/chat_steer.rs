@@ -114,6 +114,8 @@ impl PendingTurn {
             reply_to: None,
             lane: self.lane,
             absorbed: Vec::new(),
+            extra_system_prompt: self.extra_system_prompt.clone(),
+            http: None,
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum Event {
         run_id: String,
         outcome: crate::agent::turn::TurnOutcome,
     },
+    /// A `POST /v1/chat/completions` request, from its HTTP thread; answered on the request's
+    /// own bounded reply channel.
+    OpenAiTurn(Box<crate::gateway::openai::TurnRequest>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@ pub mod event;
 mod frames;
 pub mod health;
 pub mod methods;
+pub mod openai;
 pub mod presence;
 mod presence_store;
 mod ratelimit;
@@ -65,7 +66,7 @@ impl RunContext {
         if let Some(l) = &self.listener {
             *l.settings.write() = Arc::new(listener_settings(&snap.config));
         }
-        *self.http.settings.write() = Arc::new(http_settings(&snap.config));
+        *self.http.settings.write() = Arc::new(http_settings(&snap.config, &self.auth));
     }
 }
 
@@ -103,7 +104,7 @@ pub fn normalise_base_path(raw: &str) -> String {
     }
 }
 
-pub fn http_settings(config: &Value) -> HttpSettings {
+pub fn http_settings(config: &Value, auth: &auth::ResolvedAuth) -> HttpSettings {
     let ui = config.pointer("/gateway/controlUi");
     let identity = methods_identity(config);
     HttpSettings {
@@ -118,6 +119,9 @@ pub fn http_settings(config: &Value) -> HttpSettings {
         ),
         assistant_name: identity.0,
         assistant_avatar: identity.1,
+        chat_completions: config.pointer("/gateway/http/endpoints/chatCompletions/enabled")
+            == Some(&Value::Bool(true)),
+        auth: auth.clone(),
     }
 }
 

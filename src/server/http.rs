@@ -38,6 +38,10 @@ pub struct HttpSettings {
     pub base_path: String,
     pub assistant_name: String,
     pub assistant_avatar: String,
+    /// `gateway.http.endpoints.chatCompletions.enabled`.
+    pub chat_completions: bool,
+    /// The gateway's shared secret, for the bearer-authenticated endpoints.
+    pub auth: crate::gateway::auth::ResolvedAuth,
 }
 
 impl Default for HttpSettings {
@@ -47,6 +51,8 @@ impl Default for HttpSettings {
             base_path: String::new(),
             assistant_name: "Assistant".into(),
             assistant_avatar: "A".into(),
+            chat_completions: false,
+            auth: Default::default(),
         }
     }
 }
@@ -55,6 +61,10 @@ impl Default for HttpSettings {
 #[derive(Default)]
 pub struct HttpContext {
     pub settings: RwLock<Arc<HttpSettings>>,
+    /// The loop's inbox, for routes that run agent turns (`/v1/chat/completions`).
+    pub events: Option<crossbeam_channel::Sender<crate::gateway::event::Event>>,
+    /// Completion requests being answered (bounded by `openai::http::MAX_IN_FLIGHT`).
+    pub openai_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct HttpHandle {
@@ -118,11 +128,24 @@ fn handle(req: Request, ctx: &HttpContext, peers: &PeerMap) {
         return;
     }
     let settings = ctx.settings.read().clone();
+    // Dispatch order (§5.1): the OpenAI endpoint comes before the Control UI.
+    if crate::gateway::openai::http::claims(req.url(), &settings) {
+        crate::gateway::openai::http::serve(req, &settings, ctx);
+        return;
+    }
     let resp = route(&req, &settings);
     let _ = req.respond(resp);
 }
 
-type Resp = Response<io::Cursor<Vec<u8>>>;
+pub type Resp = Response<io::Cursor<Vec<u8>>>;
+
+/// The headers every response carries (also written by hand on streamed responses).
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("Content-Security-Policy", crate::ui::CSP),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+];
 
 fn route(req: &Request, settings: &HttpSettings) -> Resp {
     let (path, query) = split_url(req.url());
@@ -181,13 +204,7 @@ fn avatar(agent: &str, query: Option<&str>) -> Resp {
 
 /// Adds the headers every response carries.
 pub fn secure(resp: Resp) -> Resp {
-    let headers = [
-        ("Content-Security-Policy", crate::ui::CSP),
-        ("X-Frame-Options", "DENY"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-    ];
-    headers
+    SECURITY_HEADERS
         .iter()
         .fold(resp, |r, (k, v)| r.with_header(header(k, v)))
 }

@@ -169,7 +169,10 @@ fn peak_rss(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
     let end = gw::status(gw.pid)?;
     let peak = sampler.max_kb().max(end.rss_kb);
     rep.row(
-        &format!("peak RSS, 4 streaming turns × 200 tokens, {} clients", p.clients),
+        &format!(
+            "peak RSS, 4 streaming turns × 200 tokens, {} clients",
+            p.clients
+        ),
         format!(
             "{} (before the turns {}; VmHWM {})",
             mib(peak),

@@ -20,5 +20,9 @@ mod http;
 mod lifecycle;
 /// Frames after the handshake: core methods, errors, bad and oversized frames.
 mod methods;
+/// `POST /v1/chat/completions`: gating, auth, JSON and SSE shapes, routing, failures.
+mod openai_http;
+/// The official `openai` Python SDK against the endpoint.
+mod openai_sdk;
 /// sessions.patch/reset/delete/preview/resolve/compact against a seeded store and transcript.
 mod sessions;
