@@ -216,7 +216,8 @@ impl SessionStore {
         if text.ends_with('\n') {
             text.pop();
         }
-        crate::state::atomic::write_private(&self.path, text.as_bytes())
+        // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
+        crate::state::atomic::write_private_unsynced(&self.path, text.as_bytes())
     }
 
     /// Upstream silently replaces an unparseable store with the next write; keep a copy first.

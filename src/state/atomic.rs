@@ -1,18 +1,31 @@
 //! Crash-safe file writes: write a temp file beside the target with mode 0600, fsync, rename.
 //! A crash at any point leaves either the old file or the new one, never a torn mix.
+//! `write_private_unsynced` skips the two fsyncs for files rewritten on every agent turn
+//! (`sessions.json`, as upstream writes it): still atomic against a process crash or kill -9;
+//! after a power loss the previous version may come back (ext4 orders the data before the
+//! rename's commit, so not a torn or empty file there).
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Atomically replaces `path` with `data` (mode 0600).
+/// Atomically and durably replaces `path` with `data` (mode 0600).
 pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_with(path, data, true)
+}
+
+/// Atomically replaces `path` with `data` (mode 0600), without waiting for the disk.
+pub fn write_private_unsynced(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_with(path, data, false)
+}
+
+fn write_with(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         super::mkdir_private(dir)?;
     }
     let tmp = temp_path(path);
-    let result = write_and_rename(&tmp, path, data);
+    let result = write_and_rename(&tmp, path, data, durable);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -33,16 +46,21 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(tmp_name)
 }
 
-fn write_and_rename(tmp: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
+fn write_and_rename(tmp: &Path, path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     drop(f);
     std::fs::rename(tmp, path)?;
+    if !durable {
+        return Ok(());
+    }
     // Make the rename itself durable; failure to sync a directory is not fatal.
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
