@@ -7,6 +7,7 @@ pub mod classify;
 pub mod error;
 pub mod pattern;
 pub mod retry;
+pub mod thinking;
 pub mod user_text;
 
 use serde_json::Value;

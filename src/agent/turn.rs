@@ -283,7 +283,7 @@ fn attempt(
         };
         let tools = ToolSet::for_turn(cfg, &input.agent_id, &model.provider, &model.model_id);
         let session_id = transcript.session_id().map(str::to_string);
-        let looped = turn_loop::Attempt {
+        let mut looped = turn_loop::Attempt {
             input,
             template: build_request(input, &model, api, &credential, &tools, session_id),
             policy: HistoryPolicy::for_model(&model.api, &model.provider, &model.model_id),
@@ -291,7 +291,7 @@ fn attempt(
             retry: retry_layers(input, &paths.agent_dir),
             cost: model.cost,
         };
-        let result = turn_loop::run(&looped, transcript, state, on_update);
+        let result = run_with_thinking_downgrade(&mut looped, transcript, state, on_update);
         let failure_reason = result
             .as_ref()
             .err()
@@ -322,6 +322,31 @@ fn attempt(
         }
     }
     last
+}
+
+/// Runs the loop; a provider that rejects the thinking level and names the ones it accepts gets
+/// the first untried one (same profile, same model), as upstream retries.
+fn run_with_thinking_downgrade(
+    looped: &mut turn_loop::Attempt<'_>,
+    transcript: &mut Transcript,
+    state: &mut RunState,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> Result<Value, ProviderError> {
+    let mut attempted = vec![looped.template.thinking];
+    loop {
+        let result = turn_loop::run(looped, transcript, state, on_update);
+        let Err(e) = &result else { return result };
+        let next = failover::thinking::pick_fallback_thinking_level(&e.message, &attempted);
+        match next {
+            Some(level) if !looped.input.abort.is_aborted() => {
+                let target = &looped.template.target;
+                log::warn!(target: "agent", "unsupported thinking level for {}/{}; retrying with {}", target.provider, target.model_id, level.as_str());
+                looped.template.thinking = level;
+                attempted.push(level);
+            }
+            _ => return result,
+        }
+    }
 }
 
 fn build_request(

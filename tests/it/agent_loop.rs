@@ -452,3 +452,22 @@ fn a_steered_message_skips_the_remaining_tool_calls() {
     let text = steered["content"].to_string();
     assert!(text.contains("actually, stop reading"), "{text}");
 }
+
+#[test]
+fn an_unsupported_thinking_level_is_downgraded_to_a_supported_one() {
+    let fake = FakeLlm::start();
+    let body = r#"{"type":"error","error":{"type":"invalid_request_error","message":"thinking level not supported. Supported values are: 'low' and 'medium'."}}"#;
+    fake.push(Script::http(400, &[], body));
+    fake.push(Script::text(["thought less"]));
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    let params = json!({"sessionKey": "main", "message": "think hard", "idempotencyKey": "th-1", "thinking": "high"});
+    ws.call("chat.send", params);
+    let last = chat_events(&mut ws, "th-1").pop().unwrap();
+    assert_eq!(last["state"], "final", "{last}");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    // Anthropic budgets (agents.md §2.1): high 16384, low 2048.
+    assert_eq!(reqs[0].body["thinking"]["budget_tokens"], 16384);
+    assert_eq!(reqs[1].body["thinking"]["budget_tokens"], 2048);
+}
