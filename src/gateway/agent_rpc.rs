@@ -276,7 +276,7 @@ fn final_frame(
             model,
             session_id,
         } => {
-            let meta = json!({"durationMs": ended.saturating_sub(started), "agentMeta": {"sessionId": session_id, "provider": provider, "model": model, "usage": message.get("usage")}, "aborted": false});
+            let meta = json!({"durationMs": ended.saturating_sub(started), "agentMeta": {"sessionId": session_id, "provider": provider, "model": model, "usage": normalized_usage(message.get("usage"))}, "aborted": false});
             let payloads = if text.is_empty() {
                 json!([])
             } else {
@@ -294,4 +294,26 @@ fn final_frame(
             json!({"type": "res", "id": req_id, "ok": true, "payload": {"runId": run_id, "status": "ok", "summary": "aborted", "result": {"payloads": payloads, "meta": meta}}})
         }
     }
+}
+
+/// `agentMeta.usage` as upstream's `normalizeUsage` reports it: `{input, output, cacheRead,
+/// cacheWrite, total}`, absent counters left out.
+fn normalized_usage(raw: Option<&Value>) -> Value {
+    let Some(u) = raw.and_then(crate::agent::sessions::Usage::from_value) else {
+        return Value::Null;
+    };
+    let mut m = serde_json::Map::new();
+    let fields = [
+        ("input", u.input),
+        ("output", u.output),
+        ("cacheRead", u.cache_read),
+        ("cacheWrite", u.cache_write),
+        ("total", u.total),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            m.insert(k.into(), crate::util::js_number(v));
+        }
+    }
+    Value::Object(m)
 }

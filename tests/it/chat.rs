@@ -273,6 +273,13 @@ fn agent_method_answers_twice_and_agent_wait_reports() {
         second["payload"]["result"]["meta"]["agentMeta"]["provider"],
         "anthropic"
     );
+    let usage = &second["payload"]["result"]["meta"]["agentMeta"]["usage"];
+    let keys: Vec<&String> = usage.as_object().expect("usage").keys().collect();
+    assert_eq!(
+        keys,
+        ["input", "output", "cacheRead", "cacheWrite", "total"],
+        "{usage}"
+    );
     let waited = ws.call("agent.wait", json!({"runId": "ag-1", "timeoutMs": 1000}));
     assert_eq!(waited["status"], "ok");
     assert!(waited["endedAt"].as_u64() >= waited["startedAt"].as_u64());
