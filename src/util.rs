@@ -52,9 +52,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Fills `buf` from the kernel's CSPRNG. Falls back to a time-derived value only if
 /// /dev/urandom cannot be read, which does not happen on the Linux hosts we target.
 pub fn random_bytes(buf: &mut [u8]) {
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .is_ok();
+    // getrandom(2) first: no file descriptor per id (ids are minted for every transcript entry).
+    let ok = getrandom(buf)
+        || std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(buf))
+            .is_ok();
     if !ok {
         let mut x = now_ms() ^ u64::from(std::process::id()) << 32;
         for b in buf.iter_mut() {
@@ -64,6 +66,24 @@ pub fn random_bytes(buf: &mut [u8]) {
             *b = x as u8;
         }
     }
+}
+
+/// Fills `buf` from the kernel's CSPRNG; `false` if the call is unavailable or fails.
+fn getrandom(buf: &mut [u8]) -> bool {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        filled += n as usize;
+    }
+    true
 }
 
 /// A random version-4 UUID in its lowercase hyphenated form.

@@ -91,9 +91,22 @@ fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
         before.push(got.saturating_duration_since(t0));
         after.push(t_final.saturating_duration_since(ended));
     }
+    // The first turn also creates the workspace (bootstrap files, `git init`): its own row.
+    let first = total.remove(0);
+    before.remove(0);
+    after.remove(0);
+    rep.row(
+        "agent turn overhead, first turn of a new workspace (bootstrap files, git init)",
+        fmt_ms(first),
+        "—".into(),
+        None,
+    );
     let p99 = percentile(&mut total, 0.99);
     rep.row(
-        &format!("agent turn overhead beyond the provider p50 / p99 ({n} turns, 20 tokens)"),
+        &format!(
+            "agent turn overhead beyond the provider p50 / p99 ({} later turns, 20 tokens)",
+            n - 1
+        ),
         format!("{} / {}", fmt_ms(percentile(&mut total, 0.5)), fmt_ms(p99)),
         "p99 ≤ 1 ms".into(),
         Some(p99 <= Duration::from_millis(1)),
