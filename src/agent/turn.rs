@@ -87,8 +87,53 @@ use crate::util::now_ms;
 use serde_json::json;
 
 /// Runs the turn to its end. Never panics on provider, disk or config problems: they become
-/// `Failed` with upstream's user-facing text.
-pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutcome {
+/// `Failed` with upstream's user-facing text. `on_outcome` hears the outcome as soon as it is
+/// known (the transcript is written by then); the `sessions.json` usage update follows it, as
+/// upstream persists usage after the run's final event.
+pub fn run(
+    input: TurnInput,
+    on_update: &mut dyn FnMut(TurnUpdate),
+    on_outcome: &mut dyn FnMut(&TurnOutcome),
+) -> TurnOutcome {
+    let (outcome, record) = run_inner(input, on_update);
+    on_outcome(&outcome);
+    if let Some(r) = record {
+        r.write(&outcome);
+    }
+    outcome
+}
+
+/// The `sessions.json` update a finished turn still owes.
+struct Record {
+    store: SessionStore,
+    key: String,
+    session_id: String,
+    transcript: PathBuf,
+    compactions: u32,
+    context: Option<u64>,
+    /// What to record when it differs from what the clients were told (a failure's raw text).
+    outcome: Option<TurnOutcome>,
+}
+
+impl Record {
+    fn write(self, told: &TurnOutcome) {
+        let outcome = self.outcome.as_ref().unwrap_or(told);
+        record_session(
+            &self.store,
+            &self.key,
+            &self.session_id,
+            &self.transcript,
+            outcome,
+            self.compactions,
+            self.context,
+        );
+    }
+}
+
+fn run_inner(
+    input: TurnInput,
+    on_update: &mut dyn FnMut(TurnUpdate),
+) -> (TurnOutcome, Option<Record>) {
     on_update(TurnUpdate::Started);
     let store = SessionStore::new(input.state.sessions_store(&input.agent_id));
     let (session_id, transcript_path) =
@@ -96,7 +141,10 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
     let cwd = input.workspace.to_string_lossy().into_owned();
     let mut transcript = match Transcript::open_for_run(&transcript_path, &session_id, &cwd) {
         Ok(t) => t,
-        Err(e) => return failed(&format!("failed to open the session transcript: {e}")),
+        Err(e) => {
+            let message = format!("failed to open the session transcript: {e}");
+            return (failed(&message), None);
+        }
     };
     let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
     let mut state = RunState::new(user);
@@ -119,17 +167,16 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
         );
         match attempt {
             Attempt::Done(outcome) => {
-                let context = context_tokens(cfg, &registry, &outcome);
-                record_session(
-                    &store,
-                    &input.session_key,
-                    &session_id,
-                    &transcript_path,
-                    &outcome,
-                    state.compactions,
-                    context,
-                );
-                return outcome;
+                let record = Record {
+                    context: context_tokens(cfg, &registry, &outcome),
+                    store,
+                    key: input.session_key.clone(),
+                    session_id,
+                    transcript: transcript_path,
+                    compactions: state.compactions,
+                    outcome: None,
+                };
+                return (outcome, Some(record));
             }
             Attempt::FallBack(message) if i + 1 < candidates.len() => {
                 log::warn!(target: "agent", "model {}/{} failed ({message}); trying the next candidate", candidate.provider, candidate.model);
@@ -146,23 +193,31 @@ pub fn run(input: TurnInput, on_update: &mut dyn FnMut(TurnUpdate)) -> TurnOutco
         state.commit_pending(&mut transcript);
         let _ = transcript.append_message(message);
     }
-    record_session(
-        &store,
-        &input.session_key,
-        &session_id,
-        &transcript_path,
-        &TurnOutcome::Failed {
+    let record = Record {
+        store,
+        key: input.session_key.clone(),
+        session_id,
+        transcript: transcript_path,
+        compactions: state.compactions,
+        context: None,
+        outcome: Some(TurnOutcome::Failed {
             message: last_error.clone(),
-        },
-        state.compactions,
-        None,
-    );
+        }),
+    };
     if failover::classify::is_context_overflow_error(&last_error) {
-        return reset_after_overflow(&store, &input.session_key, &primary);
+        // The fresh session must exist before anyone hears of it (the next turn reads it).
+        let store = SessionStore::new(record.store.path().to_path_buf());
+        record.write(&TurnOutcome::Failed {
+            message: String::new(),
+        });
+        return (
+            reset_after_overflow(&store, &input.session_key, &primary),
+            None,
+        );
     }
     let text = failover::user_text::format_assistant_error_text(true, &last_error)
         .unwrap_or_else(|| failover::user_text::format_run_failure_text(&last_error));
-    TurnOutcome::Failed { message: text }
+    (TurnOutcome::Failed { message: text }, Some(record))
 }
 
 /// `contextTokens` for the session entry: `agents.defaults.contextTokens`, else the model's

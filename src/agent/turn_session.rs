@@ -20,8 +20,20 @@ pub fn session_of(store: &SessionStore, key: &str, config: &Value) -> (String, P
         Some(id)
     });
     let Some(id) = current else {
+        // Written now, not with the result: the session's next turn may start before this
+        // turn's usage update lands, and must find the same session.
         let id = crate::util::uuid_v4();
         let path = store.transcript_path(&id, None);
+        let now = now_ms();
+        let created = store.update(key, |entry| {
+            let fresh = crate::agent::sessions::new_entry_with_file(&id, now, &path);
+            for (k, v) in fresh {
+                entry.entry(k).or_insert(v);
+            }
+        });
+        if let Err(e) = created {
+            log::warn!(target: "agent", "failed to create session {key}: {e}");
+        }
         return (id, path);
     };
     let is_group = key.contains(":group:") || key.contains(":channel:");

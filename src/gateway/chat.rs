@@ -242,9 +242,9 @@ impl Gateway {
             timeout: timeout_of(&self.snapshot.config),
             steer: Some(steer_rx),
         };
-        let events = self.ctx.events.clone();
-        let (run_id, panic_events, panic_id) =
-            (p.run_id.clone(), self.ctx.events.clone(), p.run_id.clone());
+        let (events, done_events) = (self.ctx.events.clone(), self.ctx.events.clone());
+        let (run_id, done_id) = (p.run_id.clone(), p.run_id.clone());
+        let (panic_events, panic_id) = (self.ctx.events.clone(), p.run_id.clone());
         let job = Box::new(move || {
             let mut on_update = |u: TurnUpdate| {
                 let _ = events.send(Event::Turn {
@@ -252,8 +252,13 @@ impl Gateway {
                     update: u,
                 });
             };
-            let outcome = turn::run(input, &mut on_update);
-            let _ = events.send(Event::TurnDone { run_id, outcome });
+            let mut on_outcome = |outcome: &TurnOutcome| {
+                let _ = done_events.send(Event::TurnDone {
+                    run_id: done_id.clone(),
+                    outcome: outcome.clone(),
+                });
+            };
+            turn::run(input, &mut on_update, &mut on_outcome);
         });
         let on_panic = Box::new(move || {
             let outcome = TurnOutcome::Failed {
@@ -344,6 +349,10 @@ impl Gateway {
     }
 
     pub fn on_turn_done(&mut self, run_id: &str, outcome: TurnOutcome) {
+        // A run ends once: a later report (a panic while writing its usage) changes nothing.
+        if !self.chat.runs.contains_key(run_id) {
+            return;
+        }
         let ended = now_ms();
         let (state, extra, phase) = match &outcome {
             TurnOutcome::Done { message, text, .. } => {

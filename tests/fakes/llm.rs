@@ -81,6 +81,8 @@ pub struct Recorded {
     /// Parsed JSON body (`Null` if it was not JSON).
     pub body: Value,
     pub raw_body: String,
+    /// When the request's first byte arrived.
+    pub arrived: Instant,
 }
 
 impl Recorded {
@@ -113,7 +115,7 @@ struct State {
     requests: Vec<Recorded>,
     in_flight: usize,
     max_in_flight: usize,
-    /// Per answered request: when its body was fully read and when its response ended.
+    /// Per answered request: when its first byte arrived and when its response ended.
     timings: Vec<(Instant, Instant)>,
     conns: Vec<TcpStream>,
     handlers: Vec<JoinHandle<()>>,
@@ -244,7 +246,7 @@ impl FakeLlm {
         self.shared.lock().max_in_flight
     }
 
-    /// `(request read, response ended)` per answered request, in completion order.
+    /// `(first request byte, response ended)` per answered request, in completion order.
     pub fn timings(&self) -> Vec<(Instant, Instant)> {
         self.shared.lock().timings.clone()
     }
@@ -314,7 +316,6 @@ fn handle_conn(mut stream: TcpStream, shared: &Shared) {
             return;
         }
     };
-    let received = Instant::now();
     let script = {
         let mut st = shared.lock();
         st.requests.push(req.clone());
@@ -326,7 +327,7 @@ fn handle_conn(mut stream: TcpStream, shared: &Shared) {
     let _ = respond(&mut stream, shared, &req, script);
     let _ = stream.shutdown(Shutdown::Both);
     let mut st = shared.lock();
-    st.timings.push((received, Instant::now()));
+    st.timings.push((req.arrived, Instant::now()));
     st.in_flight -= 1;
     shared.changed.notify_all();
 }
@@ -353,6 +354,7 @@ fn pick_script(st: &mut State, req: &Recorded) -> Option<Script> {
 fn read_request(stream: &mut TcpStream) -> Result<Option<Recorded>, String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
+    let mut arrived = None;
     let head_end = loop {
         if let Some(p) = find(&buf, b"\r\n\r\n") {
             break p;
@@ -363,7 +365,10 @@ fn read_request(stream: &mut TcpStream) -> Result<Option<Recorded>, String> {
         match stream.read(&mut chunk) {
             Ok(0) if buf.is_empty() => return Ok(None),
             Ok(0) => return Err("connection closed mid-request".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                arrived.get_or_insert_with(Instant::now);
+                buf.extend_from_slice(&chunk[..n]);
+            }
             Err(e) => return Err(e.to_string()),
         }
     };
@@ -401,6 +406,7 @@ fn read_request(stream: &mut TcpStream) -> Result<Option<Recorded>, String> {
         headers,
         body: serde_json::from_str(&raw_body).unwrap_or(Value::Null),
         raw_body,
+        arrived: arrived.unwrap_or_else(Instant::now),
     }))
 }
 

@@ -245,11 +245,7 @@ fn a_context_overflow_compacts_instead_of_falling_back() {
         .find(|e| e["type"] == "compaction")
         .expect("compaction entry");
     assert_eq!(compaction["summary"], "## Goal\nremember alpha");
-    let store: Value = serde_json::from_str(
-        &std::fs::read_to_string(gw.state.path().join("agents/main/sessions/sessions.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let store = store_when(&gw, |s| s["agent:main:main"]["compactionCount"] == 1);
     assert_eq!(store["agent:main:main"]["compactionCount"], 1);
 }
 
@@ -298,7 +294,8 @@ fn a_session_idle_since_before_the_daily_reset_starts_afresh() {
     send(&mut ws, "main", "first", "d-1");
     chat_events(&mut ws, "d-1");
     let path = gw.state.path().join("agents/main/sessions/sessions.json");
-    let mut store: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Edit only after the first turn's own update has landed.
+    let mut store = store_when(&gw, |s| s["agent:main:main"]["model"].is_string());
     let old_id = store["agent:main:main"]["sessionId"].clone();
     let two_days_ago = moltbot::util::now_ms() - 2 * 86_400_000;
     store["agent:main:main"]["updatedAt"] = json!(two_days_ago);
@@ -331,11 +328,7 @@ fn usage_and_cost_are_recorded_and_summed_by_usage_cost() {
     let expected = 1000.0 * 5.0 / 1e6 + 100.0 * 25.0 / 1e6;
     let total = reply["usage"]["cost"]["total"].as_f64().unwrap();
     assert!((total - expected).abs() < 1e-12, "{}", reply["usage"]);
-    let store: Value = serde_json::from_str(
-        &std::fs::read_to_string(gw.state.path().join("agents/main/sessions/sessions.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let store = store_when(&gw, |s| s["agent:main:main"]["inputTokens"].is_u64());
     let entry = &store["agent:main:main"];
     assert_eq!(entry["inputTokens"], 1000);
     assert_eq!(entry["outputTokens"], 100);

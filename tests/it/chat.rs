@@ -123,11 +123,7 @@ fn streamed_turn_end_to_end_and_history() {
     let second = &fake.requests()[1].body["messages"];
     assert_eq!(second.as_array().map(Vec::len), Some(3), "{second}");
     assert_eq!(second[1]["content"][0]["text"], "Hello there, friend.");
-    let store: Value = serde_json::from_str(
-        &std::fs::read_to_string(gw.state.path().join("agents/main/sessions/sessions.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let store = store_when(&gw, |s| s["agent:main:main"]["model"].is_string());
     assert_eq!(store["agent:main:main"]["model"], "claude-opus-4-5");
 }
 

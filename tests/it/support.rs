@@ -379,3 +379,20 @@ impl Ws {
         }
     }
 }
+
+/// The main agent's `sessions.json` once `ready` holds for it (the usage update lands just
+/// after a run's final event, as upstream); the last read after 5 s otherwise.
+pub fn store_when(gw: &Gateway, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let path = gw.state.path().join("agents/main/sessions/sessions.json");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let store = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        if ready(&store) || Instant::now() > deadline {
+            return store;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
