@@ -67,9 +67,17 @@ pub fn run(
     state: &mut RunState,
     on_update: &mut dyn FnMut(TurnUpdate),
 ) -> Result<Value, ProviderError> {
+    // `timeoutSeconds` bounds the whole attempt, tool calls included (upstream's attempt
+    // timer), not each provider call.
+    let deadline = std::time::Instant::now() + a.input.timeout;
     loop {
         inject_steered(state);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(ProviderError::timeout());
+        }
         let mut req = a.template.clone();
+        req.timeout = left;
         req.messages = transcript.history_for_request(&a.policy);
         req.messages.extend(state.pending.iter().cloned());
         let message = match stream_retrying(&req, a, state, on_update) {

@@ -464,3 +464,32 @@ fn an_unsupported_thinking_level_is_downgraded_to_a_supported_one() {
     assert_eq!(reqs[0].body["thinking"]["budget_tokens"], 16384);
     assert_eq!(reqs[1].body["thinking"]["budget_tokens"], 2048);
 }
+
+#[test]
+fn the_run_timeout_bounds_the_whole_tool_loop() {
+    let fake = FakeLlm::start();
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("a.txt"), "again").unwrap();
+    // A model that never stops calling tools: each call takes ~0.3 s.
+    fake.set_default(
+        Script::tool_call("toolu_x", "read", json!({"path": "a.txt"}))
+            .chunk_delay(std::time::Duration::from_millis(50)),
+    );
+    let defaults = format!("{}, timeoutSeconds: 1", workspace_defaults(dir.path()));
+    let gw = gateway_with(&fake, &defaults);
+    let (mut ws, _) = gw.connect();
+    let t0 = std::time::Instant::now();
+    send(&mut ws, "main", "loop forever", "to-1");
+    let last = chat_events(&mut ws, "to-1").pop().unwrap();
+    assert_eq!(last["state"], "error", "{last}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(
+        fake.request_count() >= 2,
+        "the loop ran: {}",
+        fake.request_count()
+    );
+}
