@@ -114,6 +114,12 @@ impl Transcript {
     /// calls without results answered with pi-ai's `No result provided` error result.
     pub fn history_for_request(&mut self, policy: &HistoryPolicy) -> Vec<Value> {
         self.drop_orphan_trailing_user();
+        self.run_history(policy)
+    }
+
+    /// As `history_for_request` but keeping a trailing user message: inside a run, that is the
+    /// prompt being answered (the orphan repair happened when the run began).
+    pub fn run_history(&self, policy: &HistoryPolicy) -> Vec<Value> {
         let mut messages = self.session_context().messages;
         if policy.repair_tool_use_result_pairing {
             messages = repair_tool_use_result_pairing(messages);

@@ -148,6 +148,9 @@ fn run_inner(
     };
     let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
     let mut state = RunState::new(user);
+    // A user message left as the leaf by a run that died would make two user turns in a row.
+    transcript.drop_orphan_trailing_user();
+    state.commit_pending(&mut transcript);
     let cfg = &input.config.config;
     let primary = models::resolve_default_model_for_agent(cfg, Some(&input.agent_id));
     let candidates =

@@ -26,10 +26,10 @@ pub struct Attempt<'a> {
     pub cost: Cost,
 }
 
-/// The run's progress. User messages (the prompt, then steered ones) stay `pending` until a
-/// provider accepts them: only then are they written, so a failed attempt never leaves them
-/// twice in the history the next candidate sees; after that, later attempts continue from
-/// the transcript instead of resending them.
+/// The run's progress. The prompt is written when the run starts (as pi appends it before
+/// streaming; a new session's file appears with its first answer). Steered messages stay
+/// `pending` until a provider accepts them, then are written. Later attempts (other profiles,
+/// fallback models) continue from the transcript.
 pub struct RunState {
     pub pending: Vec<Value>,
     /// Reply text of earlier assistant messages in this run (a tool loop has several).
@@ -78,7 +78,7 @@ pub fn run(
         }
         let mut req = a.template.clone();
         req.timeout = left;
-        req.messages = transcript.history_for_request(&a.policy);
+        req.messages = transcript.run_history(&a.policy);
         req.messages.extend(state.pending.iter().cloned());
         let message = match stream_retrying(&req, a, state, on_update) {
             Ok(m) => with_cost(m, &a.cost),

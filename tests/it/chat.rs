@@ -437,9 +437,15 @@ fn kill_9_during_a_turn_leaves_readable_state() {
         .as_str()
         .unwrap()
         .to_string();
+    let mut users = Vec::new();
     for line in std::fs::read_to_string(&file).unwrap().lines() {
-        serde_json::from_str::<Value>(line).expect("every transcript line parses");
+        let entry: Value = serde_json::from_str(line).expect("every transcript line parses");
+        if entry["message"]["role"] == "user" {
+            users.push(entry["message"]["content"][0]["text"].clone());
+        }
     }
+    // The interrupted turn's prompt was written before its reply streamed, as pi does.
+    assert_eq!(users, ["first", "second"]);
     // A new gateway on the same state dir continues the session.
     fake.push(Script::text(["back"]));
     let mut opts = Opts::local(&std::fs::read_to_string(gw.config_path()).unwrap());
