@@ -10,17 +10,25 @@ use std::time::Duration;
 const KEY: &str = "AIzaSy-it-gemini-key";
 
 fn gateway(fake: &FakeLlm) -> Gateway {
+    gateway_with(fake, "[]", 0)
+}
+
+/// Gemini 3 Flash as primary with `fallbacks`; Anthropic also points at the fake.
+fn gateway_with(fake: &FakeLlm, fallbacks: &str, sdk_retries: u32) -> Gateway {
     let cfg = format!(
         r#"{{ gateway: {{ mode: "local" }},
   agents: {{ defaults: {{ thinkingDefault: "off", timeoutSeconds: 5,
-                          model: {{ primary: "google/gemini-3-flash-preview" }} }} }},
-  models: {{ providers: {{ google: {{ baseUrl: "{base}/v1beta", models: [] }} }} }} }}"#,
+      model: {{ primary: "google/gemini-3-flash-preview", fallbacks: {fallbacks} }} }} }},
+  models: {{ providers: {{ google: {{ baseUrl: "{base}/v1beta", models: [] }},
+                           anthropic: {{ baseUrl: "{base}", models: [] }} }} }} }}"#,
         base = fake.base_url()
     );
     let mut opts = Opts::local(&cfg);
     opts.env.push(("GEMINI_API_KEY".into(), KEY.into()));
     opts.env
-        .push(("MOLTBOT_SDK_MAX_RETRIES".into(), "0".into()));
+        .push(("ANTHROPIC_API_KEY".into(), "sk-ant-test-key".into()));
+    opts.env
+        .push(("MOLTBOT_SDK_MAX_RETRIES".into(), sdk_retries.to_string()));
     let gw = Gateway::start(opts);
     let agent_dir = gw.state.path().join("agents/main/agent");
     std::fs::create_dir_all(&agent_dir).expect("agent dir");
@@ -75,4 +83,20 @@ fn streamed_gemini_turn_over_ws() {
     let store = store_when(&gw, |s| s["agent:main:main"]["model"].is_string());
     assert_eq!(store["agent:main:main"]["model"], "gemini-3-flash-preview");
     assert!(!gw.output().contains(KEY), "no key in logs");
+}
+
+#[test]
+fn rate_limited_gemini_falls_back_without_sdk_retries() {
+    let fake = FakeLlm::start();
+    fake.push_for(Route::Google, Script::rate_limited());
+    fake.push_for(Route::Anthropic, Script::text(["From Claude."]));
+    let gw = gateway_with(&fake, r#"["anthropic/claude-opus-4-5"]"#, 2);
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "main", "hi", "gem-fb");
+    let last = chat_events(&mut ws, "gem-fb").pop().expect("final event");
+    assert_eq!(last["state"], "final", "{last}");
+    assert_eq!(last["message"]["content"][0]["text"], "From Claude.");
+    let routes: Vec<Option<Route>> = fake.requests().iter().map(|r| r.route).collect();
+    // `@google/genai` does not retry: one Gemini request, then the fallback.
+    assert_eq!(routes, [Some(Route::Google), Some(Route::Anthropic)]);
 }

@@ -405,3 +405,25 @@ fn gemini_abort_mid_stream_returns_partial_message() {
     assert_eq!(msg["content"][0]["text"], "Hel");
     assert!(fake.wait_idle(Duration::from_secs(2)));
 }
+
+#[test]
+fn gemini_connection_failure_has_the_genai_text() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let base = format!("http://127.0.0.1:{port}/v1beta");
+    let t = ModelTarget::new("google", Api::GoogleGenerativeAi, "gemini-2.5-flash", &base);
+    let e = err(&request(t, Credential::ApiKey(GEMINI_KEY.into())));
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (
+            ErrorKind::Network,
+            "exception TypeError: fetch failed sending request"
+        )
+    );
+    // pi's session retry layer still treats it as transient.
+    assert!(moltbot::agent::failover::retry::SessionRetry::is_retryable(
+        &e.message
+    ));
+}

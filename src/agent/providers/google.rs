@@ -505,6 +505,15 @@ pub(crate) fn http_message(status: u16, body: &str) -> String {
     json!({"error": {"message": body, "code": status, "status": reason_phrase(status)}}).to_string()
 }
 
+/// `@google/genai` wraps a failed `fetch` as `exception <TypeError> sending request` where the
+/// other SDKs say `Connection error.` (the session retry layer matches `fetch failed` in it).
+pub(crate) fn connection_text(mut e: ProviderError) -> ProviderError {
+    if e.message == ProviderError::connection().message {
+        e.message = "exception TypeError: fetch failed sending request".into();
+    }
+    e
+}
+
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",

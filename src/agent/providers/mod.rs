@@ -332,6 +332,9 @@ pub fn stream(
             headers,
             body,
         } => ProviderError::http(status, decoder.http_message(status, &body), &headers),
+        Exchange::Failed(e) if req.target.api == Api::GoogleGenerativeAi => {
+            google::connection_text(e)
+        }
         Exchange::Failed(e) => e,
     };
     Err(finish_error(failure, out, req.credential.secret()))
