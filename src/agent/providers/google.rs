@@ -3,7 +3,7 @@
 //! generationConfig with thinkingConfig) and the decoder of its `data:` frames.
 
 use super::assistant::{Assistant, Block, StopReason, Usage};
-use super::error::ProviderError;
+use super::error::{google_http_message, google_stream_message, ProviderError};
 use super::sse::SseEvent;
 use super::transform::{sanitize_id, transform_messages};
 use super::transport::HttpCall;
@@ -442,15 +442,6 @@ impl GeminiDecoder {
     }
 }
 
-/// The SDK's `ApiError` text for an error carried in the stream itself.
-fn stream_error(chunk: &Value) -> ProviderError {
-    let status = &chunk["error"]["status"];
-    let status = status
-        .as_str()
-        .map_or_else(|| status.to_string(), str::to_string);
-    ProviderError::stream(format!("got status: {status}. {chunk}"))
-}
-
 impl Decoder for GeminiDecoder {
     fn frame(&mut self, ev: SseEvent, out: &mut Assistant<'_>) -> Result<bool, ProviderError> {
         if ev.data.trim().is_empty() {
@@ -458,7 +449,7 @@ impl Decoder for GeminiDecoder {
         }
         let chunk = parse_data(&ev)?;
         if chunk.get("error").is_some_and(Value::is_object) {
-            return Err(stream_error(&chunk));
+            return Err(ProviderError::stream(google_stream_message(&chunk)));
         }
         let candidate = &chunk["candidates"][0];
         let parts = candidate["content"]["parts"].as_array();
@@ -491,43 +482,7 @@ impl Decoder for GeminiDecoder {
     }
 
     fn http_message(&self, status: u16, body: &str) -> String {
-        http_message(status, body)
-    }
-}
-
-/// `@google/genai`'s text for a non-2xx response: the JSON body re-serialised, or for a non-JSON
-/// body `{"error":{"message":<text>,"code":<status>,"status":<reason phrase>}}`. No status prefix
-/// (the `code` inside still lets the `429` and `401` classifiers match).
-pub(crate) fn http_message(status: u16, body: &str) -> String {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        return v.to_string();
-    }
-    json!({"error": {"message": body, "code": status, "status": reason_phrase(status)}}).to_string()
-}
-
-/// `@google/genai` wraps a failed `fetch` as `exception <TypeError> sending request` where the
-/// other SDKs say `Connection error.` (the session retry layer matches `fetch failed` in it).
-pub(crate) fn connection_text(mut e: ProviderError) -> ProviderError {
-    if e.message == ProviderError::connection().message {
-        e.message = "exception TypeError: fetch failed sending request".into();
-    }
-    e
-}
-
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
+        google_http_message(status, body)
     }
 }
 
@@ -604,16 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn http_texts() {
-        let body = "{\n  \"error\": {\n    \"code\": 429,\n    \"message\": \"Resource has been exhausted (e.g. check quota).\",\n    \"status\": \"RESOURCE_EXHAUSTED\"\n  }\n}\n";
-        assert_eq!(
-            http_message(429, body),
-            r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#
-        );
-        assert_eq!(
-            http_message(502, "upstream"),
-            r#"{"error":{"message":"upstream","code":502,"status":"Bad Gateway"}}"#
-        );
+    fn finish_reasons() {
         assert_eq!(map_finish("MAX_TOKENS").ok(), Some(StopReason::Length));
         assert_eq!(map_finish("SAFETY").ok(), Some(StopReason::Error));
         assert!(map_finish("NEW_THING").is_err());

@@ -333,7 +333,7 @@ pub fn stream(
             body,
         } => ProviderError::http(status, decoder.http_message(status, &body), &headers),
         Exchange::Failed(e) if req.target.api == Api::GoogleGenerativeAi => {
-            google::connection_text(e)
+            error::google_connection_text(e)
         }
         Exchange::Failed(e) => e,
     };
