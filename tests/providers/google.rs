@@ -427,3 +427,50 @@ fn gemini_connection_failure_has_the_genai_text() {
         &e.message
     ));
 }
+
+#[test]
+fn gemini_images_inline_and_in_tool_results() {
+    let fake = FakeLlm::start();
+    let image = json!({"type": "image", "mimeType": "image/png", "data": "iVBORw0KGgo="});
+    let history = vec![
+        json!({"role": "user", "content": [{"type": "text", "text": "look"}, image.clone()]}),
+        json!({"role": "assistant", "provider": "google", "api": "google-generative-ai",
+               "model": "gemini-3-flash-preview", "stopReason": "toolUse",
+               "content": [{"type": "toolCall", "id": "shot_1", "name": "screenshot", "arguments": {},
+                            "thoughtSignature": "c2lnXzA="}]}),
+        json!({"role": "toolResult", "toolCallId": "shot_1", "toolName": "screenshot",
+               "content": [image.clone()], "isError": false}),
+    ];
+    let inline = json!({"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}});
+
+    // Gemini 3 nests tool-result images inside the function response.
+    fake.push(Script::text(["ok"]));
+    let mut req = flash(&fake);
+    req.messages = history.clone();
+    ok(&req);
+    let contents = only_request(&fake).body["contents"].clone();
+    assert_eq!(contents[0]["parts"][1], inline);
+    assert_eq!(
+        contents[2],
+        json!({"role": "user", "parts": [{"functionResponse": {"name": "screenshot",
+            "response": {"output": "(see attached image)"}, "parts": [inline]}}]})
+    );
+
+    // Older models get the image in a user message after the response; a model without image
+    // input gets none at all.
+    fake.push(Script::text(["ok"]));
+    let mut req = gemini(&fake, "gemini-2.5-flash");
+    req.messages = history.clone();
+    ok(&req);
+    let contents = only_request(&fake).body["contents"].clone();
+    assert_eq!(
+        contents[3],
+        json!({"role": "user", "parts": [{"text": "Tool result image:"}, inline]})
+    );
+    fake.push(Script::text(["ok"]));
+    req.target.input_images = false;
+    ok(&req);
+    let contents = only_request(&fake).body["contents"].clone();
+    assert_eq!(contents[0]["parts"], json!([{"text": "look"}]));
+    assert_eq!(contents.as_array().map(Vec::len), Some(3));
+}
