@@ -1,5 +1,5 @@
 //! Provider wire calls end to end: `providers::stream` against the loopback fake
-//! (`tests/fakes/llm.rs`) for Anthropic Messages, OpenAI Responses and Chat Completions —
+//! (`tests/fakes/llm.rs`) for Anthropic Messages, OpenAI Responses, Chat Completions and Gemini —
 //! request shapes and headers, streamed deltas, final messages, error texts, abort, timeout.
 
 #[path = "fakes/llm.rs"]
@@ -8,6 +8,10 @@ mod llm;
 /// Errors, abort, timeout, secrets, and the fake itself.
 #[path = "providers/failures.rs"]
 mod failures;
+
+/// Google Gemini (`google-generative-ai`) end to end.
+#[path = "providers/google.rs"]
+mod google;
 
 use llm::{FakeLlm, Route, Script};
 use moltbot::agent::providers::{

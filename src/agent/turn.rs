@@ -501,6 +501,8 @@ fn wire_credential(c: &ResolvedCredential, api: Api) -> Credential {
             Credential::ApiKey(secret)
         }
         (Api::AnthropicMessages, _) => Credential::Bearer(secret),
+        // Gemini sends any credential as `x-goog-api-key`.
+        (Api::GoogleGenerativeAi, _) => Credential::ApiKey(secret),
         _ => Credential::Bearer(secret),
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::agent::failover::classify::is_context_overflow_error;
 use crate::agent::failover::retry::{RetryLayers, SdkRetry, SessionRetry};
 use crate::agent::models::registry::Cost;
-use crate::agent::providers::{self, ErrorKind, ProviderError, Request, StreamEvent};
+use crate::agent::providers::{self, Api, ErrorKind, ProviderError, Request, StreamEvent};
 use crate::agent::tools::{self, ToolContext, ToolSet};
 use crate::agent::transcript::{HistoryPolicy, Transcript};
 use crate::agent::turn::{Steered, TurnInput, TurnUpdate};
@@ -247,7 +247,8 @@ fn stream_retrying(
 }
 
 /// The SDK's own retries: HTTP 408/409/429/≥500 and connection failures before any content
-/// arrived, with `retry-after` honoured when short.
+/// arrived, with `retry-after` honoured when short. `@google/genai`'s `generateContentStream`
+/// has no retry loop, so Gemini calls get none here either.
 fn stream_sdk_retrying(
     req: &Request,
     a: &Attempt<'_>,
@@ -255,6 +256,10 @@ fn stream_sdk_retrying(
     on_update: &mut dyn FnMut(TurnUpdate),
 ) -> Result<Value, ProviderError> {
     let mut retry = 0;
+    let max_retries = match req.target.api {
+        Api::GoogleGenerativeAi => 0,
+        _ => a.retry.sdk.max_retries,
+    };
     loop {
         let mut streamed = false;
         let result = stream_once(req, a, state, &mut streamed, on_update);
@@ -262,7 +267,7 @@ fn stream_sdk_retrying(
             Ok(m) => return Ok(m),
             Err(e) => e,
         };
-        if streamed || retry >= a.retry.sdk.max_retries || !sdk_retryable(&err) {
+        if streamed || retry >= max_retries || !sdk_retryable(&err) {
             return Err(err);
         }
         let delay = sdk_delay(&a.retry.sdk, retry, err.retry_after);

@@ -1,6 +1,7 @@
-//! A loopback fake of the three LLM streaming endpoints (agents.md (b.2)–(b.4)):
-//! `POST …/v1/messages` (Anthropic), `POST …/responses` (OpenAI Responses) and
-//! `POST …/chat/completions` (OpenAI Chat Completions), for provider and gateway tests.
+//! A loopback fake of the four LLM streaming endpoints (agents.md (b.2)–(b.4), §2.5):
+//! `POST …/v1/messages` (Anthropic), `POST …/responses` (OpenAI Responses),
+//! `POST …/chat/completions` (OpenAI Chat Completions) and
+//! `POST …/models/<id>:streamGenerateContent?alt=sse` (Gemini), for provider and gateway tests.
 //!
 //! ```ignore
 //! #[path = "fakes/llm.rs"] mod llm;          // in tests/<crate>.rs; in tests/it/*.rs: "../fakes/llm.rs"
@@ -12,14 +13,15 @@
 //!
 //! A [`Script`] describes a reply abstractly (text chunks, thinking, tool calls, an error, a
 //! hang) and is rendered in the wire format of whichever route the request hit, so the same
-//! script works for all three APIs. Replies are taken, per request, from the route's own queue
+//! script works for all four APIs. Replies are taken, per request, from the route's own queue
 //! (`push_for`), else the shared queue (`push`), else the responder (`respond_with`), else the
 //! default (`set_default`), else a 500 saying nothing was scripted.
 //!
 //! Each connection gets a thread; responses are `connection: close` (streams end at EOF).
 //! `in_flight()`/`max_in_flight()` count requests between "request fully read" and "response
 //! finished" (a hang counts until the client goes away). Dropping the fake stops every thread.
-//! Script building lives in `llm_script.rs`, the per-API SSE rendering in `llm_wire.rs`.
+//! Script building lives in `llm_script.rs`, the per-API SSE rendering in `llm_wire.rs` (Gemini's
+//! in `llm_wire_google.rs`).
 
 #![allow(dead_code)]
 
@@ -27,6 +29,8 @@
 mod script;
 #[path = "llm_wire.rs"]
 mod wire;
+#[path = "llm_wire_google.rs"]
+mod wire_google;
 
 pub use script::{Canned, Part, Script};
 use script::{Ending, Reply};
@@ -52,6 +56,8 @@ pub enum Route {
     Anthropic,
     Responses,
     Chat,
+    /// Gemini `…/models/<id>:streamGenerateContent` (the model is in the path).
+    Google,
 }
 
 impl Route {
@@ -64,6 +70,8 @@ impl Route {
             Some(Route::Responses)
         } else if path.ends_with("/chat/completions") {
             Some(Route::Chat)
+        } else if path.ends_with(":streamGenerateContent") {
+            Some(Route::Google)
         } else {
             None
         }
@@ -94,11 +102,13 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The last message (Anthropic/Chat `messages`) or input item (Responses `input`).
+    /// The last message (Anthropic/Chat `messages`), input item (Responses `input`) or
+    /// content (Gemini `contents`).
     pub fn last_message(&self) -> Option<&Value> {
         self.body
             .get("messages")
             .or_else(|| self.body.get("input"))
+            .or_else(|| self.body.get("contents"))
             .and_then(Value::as_array)
             .and_then(|a| a.last())
     }
@@ -498,11 +508,20 @@ fn respond(
                 .body
                 .get("model")
                 .and_then(Value::as_str)
+                .or_else(|| gemini_model(&req.path))
                 .unwrap_or("fake-model");
             let wire = render(route, model, parts, &script);
             stream_reply(stream, shared, &wire, ending, &script)
         }
     }
+}
+
+/// `gemini-x` of `…/models/gemini-x:streamGenerateContent?alt=sse`.
+fn gemini_model(path: &str) -> Option<&str> {
+    let path = path.split('?').next()?;
+    path.rsplit('/')
+        .next()?
+        .strip_suffix(":streamGenerateContent")
 }
 
 fn stream_reply(

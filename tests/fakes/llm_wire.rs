@@ -1,5 +1,5 @@
-//! Wire rendering for the fake LLM (`llm.rs`): a `Script` as Anthropic, Responses or Chat
-//! Completions SSE frames, and the canned (b) error replies.
+//! Wire rendering for the fake LLM (`llm.rs`): a `Script` as Anthropic, Responses, Chat
+//! Completions or Gemini SSE frames, and the canned (b) error replies.
 
 use super::{Canned, Part, Route, Script};
 use serde_json::{json, Value};
@@ -24,11 +24,15 @@ impl Wire {
                 data.unwrap_or(r#"{"type":"error","code":"server_error","message":"boom"}"#),
             ),
             Route::Chat => sse(None, data.unwrap_or(r#"{"error":{"message":"upstream overloaded","code":529}}"#)),
+            Route::Google => sse(None, data.unwrap_or(GOOGLE_UNAVAILABLE)),
         }
     }
 }
 
-fn sse(event: Option<&str>, data: &str) -> String {
+/// Gemini's compact error object (mid-stream frame); the HTTP replies are pretty-printed.
+const GOOGLE_UNAVAILABLE: &str = r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#;
+
+pub(super) fn sse(event: Option<&str>, data: &str) -> String {
     match event {
         Some(e) => format!("event: {e}\ndata: {data}\n\n"),
         None => format!("data: {data}\n\n"),
@@ -40,6 +44,7 @@ pub(super) fn render(route: Route, model: &str, parts: &[Part], s: &Script) -> W
         Route::Anthropic => anthropic(model, parts, s),
         Route::Responses => responses(parts, s),
         Route::Chat => chat(model, parts, s),
+        Route::Google => super::wire_google::google(model, parts, s),
     };
     Wire {
         body,
@@ -270,6 +275,9 @@ pub(super) fn canned(route: Route, kind: Canned) -> (u16, Vec<(String, String)>,
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
     };
+    if route == Route::Google {
+        return super::wire_google::canned(kind);
+    }
     let anthropic = route == Route::Anthropic;
     match (kind, anthropic) {
         (Canned::RateLimited, true) => (

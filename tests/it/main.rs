@@ -10,6 +10,9 @@ mod agent_loop;
 /// Agent turns over WebSocket against the loopback fake LLM.
 mod chat;
 
+/// A chat turn against a Gemini model (`google-generative-ai`) on the fake.
+mod gemini;
+
 /// Config files at start: the seed config, invalid files, includes and env vars, writes.
 mod config_files;
 /// connect.challenge → connect → hello-ok, auth failures, device identity, Origin rule.

@@ -368,6 +368,7 @@ impl AnthropicDecoder {
                     },
                     arguments: Some(cb.get("input").cloned().unwrap_or(json!({}))),
                     partial: String::new(),
+                    signature: None,
                 }
             }
             // redacted_thinking and future types carry nothing pi keeps.

@@ -70,6 +70,8 @@ pub(crate) enum Block {
         arguments: Option<Value>,
         /// Raw argument JSON received so far.
         partial: String,
+        /// Gemini `thoughtSignature` of the `functionCall` part, replayed to the same model.
+        signature: Option<String>,
     },
 }
 
@@ -110,12 +112,18 @@ impl Block {
                 name,
                 arguments,
                 partial,
-            } => json!({
-                "type": "toolCall",
-                "id": id,
-                "name": name,
-                "arguments": arguments_of(arguments, partial),
-            }),
+                signature,
+            } => {
+                let mut m = Map::new();
+                m.insert("type".into(), "toolCall".into());
+                m.insert("id".into(), id.clone().into());
+                m.insert("name".into(), name.clone().into());
+                m.insert("arguments".into(), arguments_of(arguments, partial));
+                if let Some(s) = signature {
+                    m.insert("thoughtSignature".into(), s.clone().into());
+                }
+                Value::Object(m)
+            }
         }
     }
 }
@@ -245,6 +253,7 @@ impl<'a> Assistant<'a> {
                 name,
                 arguments,
                 partial,
+                ..
             }) => {
                 let settled = arguments_of(arguments, partial);
                 *arguments = Some(settled.clone());

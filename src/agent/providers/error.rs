@@ -158,6 +158,52 @@ pub(crate) fn openai_stream_message(error: &Value) -> String {
     sdk_message(None, Some(error), None)
 }
 
+/// `@google/genai`'s text for a non-2xx response: the JSON body re-serialised, or for a non-JSON
+/// body `{"error":{"message":<text>,"code":<status>,"status":<reason phrase>}}`. No status prefix
+/// (the `code` inside still lets the `429` and `401` classifiers match).
+pub(crate) fn google_http_message(status: u16, body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        return v.to_string();
+    }
+    serde_json::json!({"error": {"message": body, "code": status, "status": reason_phrase(status)}})
+        .to_string()
+}
+
+/// `@google/genai` wraps a failed `fetch` as `exception <TypeError> sending request` where the
+/// other SDKs say `Connection error.` (the session retry layer matches `fetch failed` in it).
+pub(crate) fn google_connection_text(mut e: ProviderError) -> ProviderError {
+    if e.message == ProviderError::connection().message {
+        e.message = "exception TypeError: fetch failed sending request".into();
+    }
+    e
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// `@google/genai`'s `ApiError` text for an error object carried in the stream itself.
+pub(crate) fn google_stream_message(chunk: &Value) -> String {
+    let status = &chunk["error"]["status"];
+    let status = status
+        .as_str()
+        .map_or_else(|| status.to_string(), str::to_string);
+    format!("got status: {status}. {chunk}")
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -300,6 +346,19 @@ mod tests {
         );
         let e: Value = serde_json::json!({"message": "upstream overloaded", "code": 529});
         assert_eq!(openai_stream_message(&e), "upstream overloaded");
+    }
+
+    #[test]
+    fn google_shapes() {
+        let body = "{\n  \"error\": {\n    \"code\": 429,\n    \"message\": \"Resource has been exhausted (e.g. check quota).\",\n    \"status\": \"RESOURCE_EXHAUSTED\"\n  }\n}\n";
+        assert_eq!(
+            google_http_message(429, body),
+            r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#
+        );
+        assert_eq!(
+            google_http_message(502, "upstream"),
+            r#"{"error":{"message":"upstream","code":502,"status":"Bad Gateway"}}"#
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Provider wire calls (agents.md §2): one streamed request to Anthropic Messages, OpenAI
-//! Responses or OpenAI Chat Completions, decoded into pi's assistant message while the caller
+//! Responses, OpenAI Chat Completions or Google Gemini, decoded into pi's assistant message while the caller
 //! receives text/thinking/tool-call deltas as they arrive.
 //!
 //! Entry point: [`stream`]. Errors never leak the credential; aborts end the call within
@@ -10,6 +10,8 @@ mod abort;
 mod anthropic;
 mod assistant;
 pub mod error;
+mod gemini_schema;
+mod google;
 mod openai_chat;
 mod openai_responses;
 pub mod sse;
@@ -33,15 +35,18 @@ pub enum Api {
     AnthropicMessages,
     OpenAiResponses,
     OpenAiCompletions,
+    GoogleGenerativeAi,
 }
 
 impl Api {
-    /// Parses `anthropic-messages`, `openai-responses` or `openai-completions`.
+    /// Parses `anthropic-messages`, `openai-responses`, `openai-completions` or
+    /// `google-generative-ai`.
     pub fn parse(s: &str) -> Option<Api> {
         match s {
             "anthropic-messages" => Some(Api::AnthropicMessages),
             "openai-responses" => Some(Api::OpenAiResponses),
             "openai-completions" => Some(Api::OpenAiCompletions),
+            "google-generative-ai" => Some(Api::GoogleGenerativeAi),
             _ => None,
         }
     }
@@ -51,6 +56,7 @@ impl Api {
             Api::AnthropicMessages => "anthropic-messages",
             Api::OpenAiResponses => "openai-responses",
             Api::OpenAiCompletions => "openai-completions",
+            Api::GoogleGenerativeAi => "google-generative-ai",
         }
     }
 }
@@ -109,7 +115,8 @@ impl ModelTarget {
 /// The secret a request authenticates with. `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// Anthropic `x-api-key` (OpenAI: still Bearer). An Anthropic key containing `sk-ant-oat`
+    /// Anthropic `x-api-key` (OpenAI: still Bearer; Gemini sends any credential as
+    /// `x-goog-api-key`). An Anthropic key containing `sk-ant-oat`
     /// is a setup token and goes out as Bearer, as upstream decides by the key's content.
     ApiKey(String),
     /// `authorization: Bearer` (Anthropic OAuth / setup-token mode with Claude Code headers).
@@ -303,6 +310,7 @@ pub fn stream(
         Api::AnthropicMessages => anthropic::prepare(req),
         Api::OpenAiResponses => openai_responses::prepare(req),
         Api::OpenAiCompletions => openai_chat::prepare(req),
+        Api::GoogleGenerativeAi => google::prepare(req),
     };
     log::debug!(
         "provider: {} {} model {}",
@@ -324,6 +332,9 @@ pub fn stream(
             headers,
             body,
         } => ProviderError::http(status, decoder.http_message(status, &body), &headers),
+        Exchange::Failed(e) if req.target.api == Api::GoogleGenerativeAi => {
+            error::google_connection_text(e)
+        }
         Exchange::Failed(e) => e,
     };
     Err(finish_error(failure, out, req.credential.secret()))
@@ -400,10 +411,11 @@ mod tests {
             Api::AnthropicMessages,
             Api::OpenAiResponses,
             Api::OpenAiCompletions,
+            Api::GoogleGenerativeAi,
         ] {
             assert_eq!(Api::parse(api.as_str()), Some(api));
         }
-        assert_eq!(Api::parse("google-generative-ai"), None);
+        assert_eq!(Api::parse("google-vertex"), None);
         assert_eq!(ThinkingLevel::parse("xhigh"), Some(ThinkingLevel::XHigh));
         assert_eq!(ThinkingLevel::XHigh.openai_effort("gpt-5.2"), Some("xhigh"));
         assert_eq!(ThinkingLevel::XHigh.openai_effort("gpt-4o"), Some("high"));

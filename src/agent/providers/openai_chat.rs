@@ -432,6 +432,7 @@ impl ChatDecoder {
                     name: name.to_string(),
                     arguments: None,
                     partial: String::new(),
+                    signature: None,
                 },
                 out,
             ),

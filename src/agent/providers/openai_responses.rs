@@ -330,6 +330,7 @@ impl ResponsesDecoder {
                 name: str_of(item, "name").to_string(),
                 arguments: None,
                 partial: str_of(item, "arguments").to_string(),
+                signature: None,
             },
             _ => return,
         };
