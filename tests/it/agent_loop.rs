@@ -1,7 +1,10 @@
 //! The turn's inner loop against the fake LLM: tool calls run and their results go back to the
 //! model, the SDK and session retry layers, and compaction on a context overflow.
 
-use crate::chat::{chat_events, gateway_configured, gateway_with, gateway_with_retries, send};
+use crate::chat::{
+    chat_events, gateway_configured, gateway_with, gateway_with_retries, send,
+    write_two_anthropic_profiles,
+};
 use crate::llm::{FakeLlm, Route, Script};
 use crate::support::*;
 use serde_json::{json, Value};
@@ -139,12 +142,7 @@ fn a_rate_limit_then_success_stays_on_the_same_profile() {
     fake.push(Script::http(429, &[("retry-after-ms", "20")], body));
     fake.push(Script::text(["after the wait"]));
     let gw = gateway_with_retries(&fake, "", 2, NO_SESSION_RETRY);
-    let agent_dir = gw.state.path().join("agents/main/agent");
-    let store = json!({"version": 1, "profiles": {
-        "anthropic:a": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-a"},
-        "anthropic:b": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-b"}},
-        "order": {"anthropic": ["anthropic:a", "anthropic:b"]}});
-    std::fs::write(agent_dir.join("auth-profiles.json"), store.to_string()).unwrap();
+    let agent_dir = write_two_anthropic_profiles(&gw);
     let (mut ws, _) = gw.connect();
     send(&mut ws, "main", "hi", "rl-1");
     let last = chat_events(&mut ws, "rl-1").pop().unwrap();

@@ -48,6 +48,18 @@ pub(crate) fn gateway_configured(
     gw
 }
 
+/// `auth-profiles.json` with `anthropic:a` (key `sk-ant-a`) then `anthropic:b`; the agent dir.
+pub(crate) fn write_two_anthropic_profiles(gw: &Gateway) -> std::path::PathBuf {
+    let agent_dir = gw.state.path().join("agents/main/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let store = json!({"version": 1, "profiles": {
+        "anthropic:a": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-a"},
+        "anthropic:b": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-b"}},
+        "order": {"anthropic": ["anthropic:a", "anthropic:b"]}});
+    std::fs::write(agent_dir.join("auth-profiles.json"), store.to_string()).unwrap();
+    agent_dir
+}
+
 pub(crate) fn send(ws: &mut Ws, key: &str, text: &str, run: &str) -> Value {
     ws.call(
         "chat.send",
@@ -304,13 +316,7 @@ fn auth_failure_rotates_to_the_next_profile_and_cools_the_first_down() {
     fake.push(Script::unauthorized());
     fake.push(Script::text(["via b"]));
     let gw = gateway_with(&fake, "");
-    let agent_dir = gw.state.path().join("agents/main/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    let store = json!({"version": 1, "profiles": {
-        "anthropic:a": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-a"},
-        "anthropic:b": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-b"}},
-        "order": {"anthropic": ["anthropic:a", "anthropic:b"]}});
-    std::fs::write(agent_dir.join("auth-profiles.json"), store.to_string()).unwrap();
+    let agent_dir = write_two_anthropic_profiles(&gw);
     let (mut ws, _) = gw.connect();
     send(&mut ws, "main", "hi", "rot-1");
     let last = chat_events(&mut ws, "rot-1").pop().unwrap();

@@ -4,6 +4,27 @@
 
 use serde_json::Value;
 
+/// Every moltbot-native tool (provider plugins excluded); `group:clawdbot` is its old name.
+const NATIVE: &[&str] = &[
+    "browser",
+    "canvas",
+    "nodes",
+    "cron",
+    "message",
+    "gateway",
+    "agents_list",
+    "sessions_list",
+    "sessions_history",
+    "sessions_send",
+    "sessions_spawn",
+    "session_status",
+    "memory_search",
+    "memory_get",
+    "web_search",
+    "web_fetch",
+    "image",
+];
+
 const GROUPS: [(&str, &[&str]); 11] = [
     ("group:memory", &["memory_search", "memory_get"]),
     ("group:web", &["web_search", "web_fetch"]),
@@ -23,50 +44,8 @@ const GROUPS: [(&str, &[&str]); 11] = [
     ("group:automation", &["cron", "gateway"]),
     ("group:messaging", &["message"]),
     ("group:nodes", &["nodes"]),
-    (
-        "group:moltbot",
-        &[
-            "browser",
-            "canvas",
-            "nodes",
-            "cron",
-            "message",
-            "gateway",
-            "agents_list",
-            "sessions_list",
-            "sessions_history",
-            "sessions_send",
-            "sessions_spawn",
-            "session_status",
-            "memory_search",
-            "memory_get",
-            "web_search",
-            "web_fetch",
-            "image",
-        ],
-    ),
-    (
-        "group:clawdbot",
-        &[
-            "browser",
-            "canvas",
-            "nodes",
-            "cron",
-            "message",
-            "gateway",
-            "agents_list",
-            "sessions_list",
-            "sessions_history",
-            "sessions_send",
-            "sessions_spawn",
-            "session_status",
-            "memory_search",
-            "memory_get",
-            "web_search",
-            "web_fetch",
-            "image",
-        ],
-    ),
+    ("group:moltbot", NATIVE),
+    ("group:clawdbot", NATIVE),
 ];
 
 /// One allow/deny pair; `allow: None` means "everything".
