@@ -5,7 +5,7 @@ STATE ?= $(CURDIR)/.moltbot-dev
 PORT ?= 18789
 BIN := target/release/moltbot
 
-.PHONY: run build test unit lint bench image-check clean-dev
+.PHONY: run build test unit ui lint bench image-check clean-dev
 
 build:
 	$(CARGO) build --release --locked
@@ -20,8 +20,8 @@ run: build
 	@CLAWDBOT_STATE_DIR="$(STATE)" CLAWDBOT_GATEWAY_TOKEN="$$(cat "$(STATE)/token")" \
 		exec ./$(BIN) gateway --allow-unconfigured --port $(PORT) --bind loopback
 
-## Everything CI runs: formatting, clippy, unit and integration tests.
-test: lint unit
+## Everything CI runs: formatting, clippy, unit and integration tests, then the browser tests.
+test: lint unit ui
 
 # lib, bins and integration tests (doc tests: none; benches run only under `make bench`), then
 # one closing line with the totals.
@@ -30,6 +30,15 @@ unit:
 	$(CARGO) test --locked --lib --bins --tests 2>&1 | tee target/test-output.txt; status=$${PIPESTATUS[0]}; \
 	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed;?$$/) p += $$i; if ($$(i+1) ~ /^failed;?$$/) f += $$i } } \
 	     END { printf "%d passed, %d failed\n", p, f }' target/test-output.txt; exit $$status
+
+# Control UI browser tests: Debian's chromium driven by playwright-core (pinned in
+# tests/ui/package-lock.json) against target/debug/moltbot; screenshots in target/ui-screenshots/.
+ui:
+	$(CARGO) build --locked
+	npm ci --prefix tests/ui --no-audit --no-fund --loglevel=error
+	@mkdir -p target
+	node --test --test-concurrency=1 tests/ui/ 2>&1 | tee target/ui-test-output.txt; status=$${PIPESTATUS[0]}; \
+	awk '/^# pass / { p = $$3 } /^# fail / { f = $$3 } END { printf "ui: %d passed, %d failed\n", p, f }' target/ui-test-output.txt; exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -105,18 +105,27 @@ pub fn normalise_base_path(raw: &str) -> String {
 pub fn http_settings(config: &Value) -> HttpSettings {
     let ui = config.pointer("/gateway/controlUi");
     let identity = methods_identity(config);
+    let base_path = normalise_base_path(
+        ui.and_then(|u| u.get("basePath"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+    // A local avatar file is shown through the avatar route, as upstream's
+    // `resolveAssistantAvatarUrl` does.
+    let agent = crate::config::default_agent_id(config);
+    let avatar = match crate::ui::avatar::resolve(config, &agent) {
+        crate::ui::avatar::Source::Local(_) => format!("{base_path}/avatar/{agent}"),
+        _ => identity.1,
+    };
     HttpSettings {
         control_ui_enabled: ui
             .and_then(|u| u.get("enabled"))
             .and_then(Value::as_bool)
             .unwrap_or(true),
-        base_path: normalise_base_path(
-            ui.and_then(|u| u.get("basePath"))
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        ),
+        base_path,
         assistant_name: identity.0,
-        assistant_avatar: identity.1,
+        assistant_avatar: avatar,
+        config: std::sync::Arc::new(config.clone()),
     }
 }
 
