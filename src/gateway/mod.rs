@@ -110,13 +110,6 @@ pub fn http_settings(config: &Value) -> HttpSettings {
             .and_then(Value::as_str)
             .unwrap_or(""),
     );
-    // A local avatar file is shown through the avatar route, as upstream's
-    // `resolveAssistantAvatarUrl` does.
-    let agent = crate::config::default_agent_id(config);
-    let avatar = match crate::ui::avatar::resolve(config, &agent) {
-        crate::ui::avatar::Source::Local(_) => format!("{base_path}/avatar/{agent}"),
-        _ => identity.1,
-    };
     HttpSettings {
         control_ui_enabled: ui
             .and_then(|u| u.get("enabled"))
@@ -124,7 +117,7 @@ pub fn http_settings(config: &Value) -> HttpSettings {
             .unwrap_or(true),
         base_path,
         assistant_name: identity.0,
-        assistant_avatar: avatar,
+        assistant_avatar: identity.1,
         config: std::sync::Arc::new(config.clone()),
     }
 }

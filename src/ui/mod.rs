@@ -183,10 +183,20 @@ fn injected_index(settings: &HttpSettings) -> (String, String) {
         "window.__CLAWDBOT_CONTROL_UI_BASE_PATH__={};window.__CLAWDBOT_ASSISTANT_NAME__={};window.__CLAWDBOT_ASSISTANT_AVATAR__={};",
         js_string(&settings.base_path),
         js_string(&settings.assistant_name),
-        js_string(&settings.assistant_avatar),
+        js_string(&injected_avatar(settings)),
     );
     let html = INDEX.replacen("</head>", &format!("<script>{script}</script></head>"), 1);
     (html, script)
+}
+
+/// The avatar global: a local avatar file is shown through the avatar route (upstream's
+/// `resolveAssistantAvatarUrl`), resolved per request since the file may appear later.
+fn injected_avatar(settings: &HttpSettings) -> String {
+    let agent = crate::config::default_agent_id(&settings.config);
+    match avatar::resolve(&settings.config, &agent) {
+        avatar::Source::Local(_) => format!("{}/avatar/{agent}", settings.base_path),
+        _ => settings.assistant_avatar.clone(),
+    }
 }
 
 /// The index's CSP: the default one, plus the hash of the injected inline script.

@@ -75,7 +75,7 @@ test("Stop aborts the run mid-stream", async () => {
   const stop = page.getByRole("button", { name: "Stop" });
   assert.ok(await stop.isVisible());
   await stop.click();
-  await page.locator(".msg.assistant", { hasText: "word3" }).filter({ hasText: /stopped|word/ }).first().waitFor();
+  await page.locator(".msg.assistant", { hasText: "word3" }).locator(".who", { hasText: "stopped" }).first().waitFor();
   await eventually(async () => (await page.locator("[data-testid=stream]").count()) === 0, 10000, "stream gone");
   await sleep(1500);
   const text = await page.locator(".messages").textContent();
@@ -107,7 +107,7 @@ test("a session is created, renamed and deleted from the Sessions tab", async ()
   const key = await page.getByLabel("Session").inputValue();
   assert.match(key, /^agent:main:ui-[0-9a-f]{8}$/);
   await send(page, "hello new session");
-  await page.locator(".msg.assistant", { hasText: "Echo: " }).waitFor({ timeout: 15000 });
+  await page.locator(".msg.assistant:not(.streaming)", { hasText: "Echo: hello new session" }).waitFor({ timeout: 15000 });
   await page.locator("#tabs a[data-tab=sessions]").click();
   const row = page.locator(`.item[data-key="${key}"]`);
   await row.waitFor();

@@ -34,7 +34,8 @@ function messageNode(msg, assistantName) {
       h("summary", { class: "tool" }, `Tool result${msg.toolName ? ": " + msg.toolName : ""}`),
       h("pre", {}, messageText(msg).slice(0, 4000))));
   }
-  const who = role === "user" ? "You" : role === "assistant" ? assistantName : role;
+  const stopped = role === "assistant" && msg.stopReason === "aborted" ? " · stopped" : "";
+  const who = (role === "user" ? "You" : role === "assistant" ? assistantName : role) + stopped;
   const body = typeof msg.content === "string"
     ? [h("div", { class: "md" }, renderMarkdown(msg.content))]
     : (msg.content || []).map(block);
@@ -90,7 +91,7 @@ export function chatView(app, el) {
       s.messages = Array.isArray(res && res.messages) ? res.messages : [];
       // A stopped reply the gateway kept in the transcript is shown from there.
       const last = s.messages[s.messages.length - 1];
-      if (s.stopped && last && last.role === "assistant") { last.stopReason = last.stopReason || "aborted"; s.stopped = null; }
+      if (s.stopped && last && last.role === "assistant") { last.stopReason = "aborted"; s.stopped = null; }
     } catch (err) {
       s.error = errorText(err);
     }

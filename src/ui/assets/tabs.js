@@ -171,7 +171,8 @@ export function sessionsView(app, el) {
       render();
     } catch (err) { fill(body, callout("danger", errorText(err))); }
   }
-  return live(app, () => load());
+  // A finished turn may have created or updated a session.
+  return live(app, () => load(), (event, p) => { if (event === "chat" && p && p.state === "final") load(true); });
 }
 
 // ---------- Nodes: device and DM pairing ----------
@@ -197,7 +198,7 @@ export function nodesView(app, el) {
         : h("p", { class: "empty" }, "No pending device requests."),
       h("h3", {}, `Paired (${paired.length})`),
       paired.length ? h("div", { class: "list" }, paired.map((d) => h("div", { class: "item" },
-        h("span", { class: "key" }, d.displayName || d.clientId || d.deviceId),
+        h("span", { class: "key" }, `${d.displayName || d.clientId || "device"} · ${String(d.deviceId).slice(0, 12)}`),
         h("span", { class: "small muted" }, [(d.roles || [d.role]).filter(Boolean).join(","), d.platform, d.remoteIp, "approved " + ago(d.approvedAtMs)].filter(Boolean).join(" · ")))))
         : h("p", { class: "empty" }, "No paired devices."));
   }
