@@ -85,6 +85,23 @@ test("Stop aborts the run mid-stream", async () => {
   await page.context().close();
 });
 
+test("a failing provider is reported where the reply would have been", async () => {
+  const denied = { status: 401, body: { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } } };
+  for (let i = 0; i < 10; i++) fake.push(denied);
+  const page = await newPage(browser);
+  await openConnected(page, gw, "/chat");
+  await send(page, "this will fail");
+  const error = page.locator(".msg.error");
+  await error.waitFor({ timeout: 20000 });
+  const text = await error.textContent();
+  assert.ok(text.length > "Error".length, text);
+  assert.ok(!text.includes("sk-ant-ui-test"), "no key in the message");
+  assert.ok(!(await page.getByRole("button", { name: "Stop" }).isVisible()));
+  await screenshot(page, "chat-error");
+  await page.context().close();
+  fake.clear(); // no queued failure is left for the next test
+});
+
 test("model output is rendered as Markdown, never as HTML", async () => {
   fake.push({ chunks: ["**bold** and `code`\n\n", "<img src=x onerror=\"window.pwned=1\"> <script>window.pwned=2</script>", "\n\n[link](javascript:alert(1))"], delayMs: 50 });
   const page = await newPage(browser);

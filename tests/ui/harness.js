@@ -21,7 +21,8 @@ export const TOKEN = "ui-test-token-" + Math.random().toString(36).slice(2, 10);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A fake Anthropic `/v1/messages` endpoint. Each request takes the next queued reply (or an
- *  echo of the last user text) and streams it as text_delta events `delayMs` apart. */
+ *  echo of the last user text) and streams it as text_delta events `delayMs` apart; a reply
+ *  with `status` is answered as that HTTP error with `body`. */
 export async function startFakeAnthropic() {
   const queue = [];
   const requests = [];
@@ -37,6 +38,10 @@ export async function startFakeAnthropic() {
         return;
       }
       const reply = queue.shift() || { chunks: echoChunks(parsed), delayMs: 30 };
+      if (reply.status) {
+        res.writeHead(reply.status, { "content-type": "application/json" }).end(JSON.stringify(reply.body));
+        return;
+      }
       await streamReply(res, parsed.model || "claude-test", reply);
     });
   });
@@ -46,6 +51,7 @@ export async function startFakeAnthropic() {
     url,
     requests,
     push: (reply) => queue.push(reply),
+    clear: () => queue.splice(0),
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),
   };
 }
