@@ -34,6 +34,7 @@ unit:
 # Control UI browser tests: Debian's chromium driven by playwright-core (pinned in
 # tests/ui/package-lock.json) against target/debug/moltbot; screenshots in target/ui-screenshots/.
 ui:
+	@node -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("ui: node >= 20 needed for playwright-core (have " + process.version + ")"); process.exit(1) }'
 	$(CARGO) build --locked
 	npm ci --prefix tests/ui --no-audit --no-fund --loglevel=error
 	@mkdir -p target

@@ -117,6 +117,22 @@ test("model output is rendered as Markdown, never as HTML", async () => {
   await page.context().close();
 });
 
+test("thinking blocks are folded away and open on click", async () => {
+  fake.push({ thinking: "The user wants a haiku; count syllables carefully.", chunks: ["Old pond, ", "a frog jumps."], delayMs: 40 });
+  const page = await newPage(browser);
+  await openConnected(page, gw, "/chat");
+  await send(page, "a haiku please");
+  const msg = page.locator(".msg.assistant:not(.streaming)", { hasText: "Old pond, a frog jumps." });
+  await msg.waitFor({ timeout: 15000 });
+  const details = msg.locator("details.thinking");
+  await details.waitFor();
+  assert.equal(await details.evaluate((d) => d.open), false, "folded by default");
+  assert.ok(!(await msg.getByText("count syllables carefully").isVisible()));
+  await details.locator("summary").click();
+  await msg.getByText("count syllables carefully").waitFor();
+  await page.context().close();
+});
+
 test("a session is created, renamed and deleted from the Sessions tab", async () => {
   const page = await newPage(browser);
   await openConnected(page, gw, "/chat");

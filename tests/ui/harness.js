@@ -69,14 +69,22 @@ async function streamReply(res, model, reply) {
   res.on("close", () => (closed = true));
   const send = (event, data) => { if (!closed) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`); };
   send("message_start", { type: "message_start", message: { id: "msg_ui", type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 12, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } } });
-  send("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
+  let index = 0;
+  if (reply.thinking) {
+    send("content_block_start", { type: "content_block_start", index, content_block: { type: "thinking", thinking: "" } });
+    send("content_block_delta", { type: "content_block_delta", index, delta: { type: "thinking_delta", thinking: reply.thinking } });
+    send("content_block_delta", { type: "content_block_delta", index, delta: { type: "signature_delta", signature: "sig-ui-test" } });
+    send("content_block_stop", { type: "content_block_stop", index });
+    index++;
+  }
+  send("content_block_start", { type: "content_block_start", index, content_block: { type: "text", text: "" } });
   send("ping", { type: "ping" });
   for (const chunk of reply.chunks) {
     if (closed) return;
-    send("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: chunk } });
+    send("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text: chunk } });
     await sleep(reply.delayMs ?? 30);
   }
-  send("content_block_stop", { type: "content_block_stop", index: 0 });
+  send("content_block_stop", { type: "content_block_stop", index });
   send("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: reply.chunks.length } });
   send("message_stop", { type: "message_stop" });
   if (!closed) res.end();
