@@ -18,5 +18,7 @@ mod http;
 mod lifecycle;
 /// Frames after the handshake: core methods, errors, bad and oversized frames.
 mod methods;
+/// DM pairing stores through `pairing.*`.
+mod pairing;
 /// sessions.patch/reset/delete/preview/resolve/compact against a seeded store and transcript.
 mod sessions;
