@@ -133,7 +133,7 @@ test("thinking blocks are folded away and open on click", async () => {
   await page.context().close();
 });
 
-test("a session is created, renamed and deleted from the Sessions tab", async () => {
+test("a session is created, renamed, reset and deleted from the Sessions tab", async () => {
   const page = await newPage(browser);
   await openConnected(page, gw, "/chat");
   await page.getByRole("button", { name: "New session" }).click();
@@ -151,6 +151,11 @@ test("a session is created, renamed and deleted from the Sessions tab", async ()
   await row.getByLabel(`Thinking for ${key}`).selectOption("low");
   await page.getByText(`Thinking set for ${key}.`).waitFor();
   await eventually(() => sessionsStore()[key]?.thinkingLevel === "low", 5000, "thinking on disk");
+  const firstId = sessionsStore()[key].sessionId;
+  await row.getByRole("button", { name: "Reset" }).click();
+  await page.getByRole("dialog", { name: "Reset session" }).getByRole("button", { name: "Reset" }).click();
+  await page.getByText(`Reset ${key}.`).waitFor();
+  await eventually(() => sessionsStore()[key]?.sessionId && sessionsStore()[key].sessionId !== firstId, 5000, "new sessionId");
   await page.getByLabel("Filter sessions").fill("fox res");
   assert.equal(await page.locator(".item[data-key]").count(), 1);
   await screenshot(page, "sessions-renamed");

@@ -43,6 +43,22 @@ test("?token= connects, is stored, and leaves the address bar; the device key si
   await page.context().close();
 });
 
+test("Overview shows the snapshot, health and presence", async () => {
+  const page = await newPage(browser);
+  await openConnected(page, gw, "/overview");
+  const stat = (label) => page.locator(".stat", { has: page.locator(".label", { hasText: new RegExp(`^${label}$`) }) }).locator(".value");
+  await eventually(async () => (await stat("Health").textContent()) === "OK", 10000, "health OK");
+  assert.equal(await stat("Status").textContent(), "Connected");
+  assert.match(await stat("Version").textContent(), /^\d+\.\d+\.\d+/);
+  assert.equal(await stat("Agents").textContent(), "main (default)");
+  const up1 = await stat("Uptime").textContent();
+  assert.match(up1, /^\d+(s|m \d+s)$/);
+  await eventually(async () => (await stat("Uptime").textContent()) !== up1, 5000, "uptime ticks");
+  await page.getByText("No channels configured.").waitFor();
+  await page.locator(".card", { hasText: "Presence" }).getByText("moltbot-control-ui").first().waitFor();
+  await page.context().close();
+});
+
 test("a wrong token shows upstream's refusal and how to fix it", async () => {
   const page = await newPage(browser);
   await page.goto(`${gw.url}/?token=wrong-token`);
