@@ -265,5 +265,4 @@ function start() {
   setInterval(() => app.emit("clock"), 1000);
 }
 
-window.moltbotApp = app;
 start();
