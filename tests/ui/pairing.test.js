@@ -77,6 +77,23 @@ test("a new remote browser is approved from the Nodes tab and then connects", as
   const deviceId = await phone.evaluate(() => JSON.parse(localStorage.getItem("moltbot-device-identity-v1")).deviceId);
   assert.ok(paired[deviceId], "the device is in paired.json");
   assert.equal(await pending.count(), 0);
+
+  // Revoking the phone's token from the admin page, then rotating it.
+  const row = admin.locator(`.item[data-device="${deviceId}"]`);
+  await row.locator("[data-role=operator]").getByRole("button", { name: "Revoke" }).click();
+  await admin.getByRole("dialog", { name: "Revoke token" }).getByRole("button", { name: "Revoke" }).click();
+  await admin.getByText("Revoked the operator token.").waitFor();
+  await row.getByText(/operator token · revoked/).waitFor();
+  const revoked = JSON.parse(fs.readFileSync(path.join(gw.state, "devices", "paired.json"), "utf8"));
+  assert.ok(revoked[deviceId].tokens.operator.revokedAtMs, "revokedAtMs on disk");
+  await row.locator("[data-role=operator]").getByRole("button", { name: "Rotate" }).click();
+  const shown = admin.getByRole("dialog", { name: "New device token" });
+  const token = await shown.getByLabel("New device token").inputValue();
+  assert.match(token, /^[0-9a-f]{32}$/);
+  await shown.getByRole("button", { name: "Done" }).click();
+  await admin.getByText("Rotated the operator token.").waitFor();
+  const rotated = JSON.parse(fs.readFileSync(path.join(gw.state, "devices", "paired.json"), "utf8"));
+  assert.equal(rotated[deviceId].tokens.operator.token, token);
   await remote.close();
   await admin.context().close();
 });

@@ -69,6 +69,12 @@ export async function loadOrCreateIdentity() {
   return id;
 }
 
+/** This browser's device id, if it has an identity yet. */
+export function storedDeviceId() {
+  const stored = readStored(IDENTITY_KEY);
+  return stored && typeof stored.deviceId === "string" ? stored.deviceId : null;
+}
+
 export function loadDeviceToken(deviceId, role) {
   const store = readStored(DEVICE_AUTH_KEY);
   if (!store || store.version !== 1 || store.deviceId !== deviceId) return null;

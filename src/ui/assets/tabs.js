@@ -3,6 +3,7 @@
 // Nodes (device and DM pairing approvals), Logs (tail with follow and filters) and Debug.
 
 import { h, fill, card, field, stat, callout, jsonBlock, errorText, ago, duration, confirmDialog } from "./dom.js";
+import { storedDeviceId, storeDeviceToken, clearDeviceToken } from "./gateway.js";
 
 /** Runs `load` now (when connected) and after every (re)connect; returns {destroy}. */
 function live(app, load, extra) {
@@ -197,10 +198,33 @@ export function nodesView(app, el) {
         h("button", { class: "danger", onclick: () => act("Rejected.", () => app.request("device.pair.reject", { requestId: p.requestId })) }, "Reject"))))
         : h("p", { class: "empty" }, "No pending device requests."),
       h("h3", {}, `Paired (${paired.length})`),
-      paired.length ? h("div", { class: "list" }, paired.map((d) => h("div", { class: "item" },
-        h("span", { class: "key" }, `${d.displayName || d.clientId || "device"} · ${String(d.deviceId).slice(0, 12)}`),
-        h("span", { class: "small muted" }, [(d.roles || [d.role]).filter(Boolean).join(","), d.platform, d.remoteIp, "approved " + ago(d.approvedAtMs)].filter(Boolean).join(" · ")))))
+      paired.length ? h("div", { class: "list" }, paired.map((d) => h("div", { class: "item", "data-device": d.deviceId },
+        h("span", { class: "key" }, `${d.displayName || d.clientId || "device"} · ${String(d.deviceId).slice(0, 12)}${d.deviceId === storedDeviceId() ? " (this browser)" : ""}`),
+        h("span", { class: "small muted" }, [(d.roles || [d.role]).filter(Boolean).join(","), d.platform, d.remoteIp, "approved " + ago(d.approvedAtMs)].filter(Boolean).join(" · ")),
+        (Array.isArray(d.tokens) ? d.tokens : []).map((t) => tokenRow(d, t)))))
         : h("p", { class: "empty" }, "No paired devices."));
+  }
+
+  function tokenRow(d, t) {
+    const mine = d.deviceId === storedDeviceId();
+    const rotate = () => act(`Rotated the ${t.role} token.`, async () => {
+      const res = await app.request("device.token.rotate", { deviceId: d.deviceId, role: t.role });
+      if (mine && res && res.token) storeDeviceToken(d.deviceId, res.role || t.role, res.token, res.scopes || t.scopes);
+      if (res && res.token) {
+        await confirmDialog({ title: "New device token", body: h("div", {}, h("p", {}, "Copy and store it securely; it is not shown again."),
+          h("input", { value: res.token, readonly: true, class: "mono", "aria-label": "New device token" })), confirm: "Done", cancel: "Close" });
+      }
+    });
+    const revoke = async () => {
+      if (!(await confirmDialog({ title: "Revoke token", body: h("p", {}, `Revoke the ${t.role} token of ${d.displayName || d.deviceId}? It must pair or use the shared token again.`), confirm: "Revoke", danger: true }))) return;
+      act(`Revoked the ${t.role} token.`, async () => {
+        await app.request("device.token.revoke", { deviceId: d.deviceId, role: t.role });
+        if (mine) clearDeviceToken(d.deviceId, t.role);
+      });
+    };
+    return h("div", { class: "row small", "data-role": t.role },
+      h("span", { class: t.revokedAtMs ? "bad-text" : "muted" }, `${t.role} token${t.revokedAtMs ? " · revoked " + ago(t.revokedAtMs) : ""}`),
+      h("button", { onclick: rotate }, "Rotate"), t.revokedAtMs ? null : h("button", { class: "danger", onclick: revoke }, "Revoke"));
   }
 
   function renderDm(res) {
