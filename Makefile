@@ -5,7 +5,7 @@ STATE ?= $(CURDIR)/.moltbot-dev
 PORT ?= 18789
 BIN := target/release/moltbot
 
-.PHONY: run build test unit lint bench image-check clean-dev pyvenv sdk-js
+.PHONY: run build test unit ui lint bench image-check clean-dev pyvenv sdk-js
 
 build:
 	$(CARGO) build --release --locked
@@ -20,8 +20,8 @@ run: build
 	@CLAWDBOT_STATE_DIR="$(STATE)" CLAWDBOT_GATEWAY_TOKEN="$$(cat "$(STATE)/token")" \
 		exec ./$(BIN) gateway --allow-unconfigured --port $(PORT) --bind loopback
 
-## Everything CI runs: formatting, clippy, unit and integration tests.
-test: lint unit
+## Everything CI runs: formatting, clippy, unit and integration tests, then the browser tests.
+test: lint unit ui
 
 # The official `openai` Python SDK for the /v1/chat/completions tests (tests/it/openai_sdk.rs),
 # in a local virtualenv; the marker file makes later runs skip the install.
@@ -55,6 +55,16 @@ unit: pyvenv sdk-js
 	$(CARGO) test --locked --lib --bins --tests 2>&1 | tee target/test-output.txt; status=$${PIPESTATUS[0]}; \
 	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed;?$$/) p += $$i; if ($$(i+1) ~ /^failed;?$$/) f += $$i } } \
 	     END { printf "%d passed, %d failed\n", p, f }' target/test-output.txt; exit $$status
+
+# Control UI browser tests: Debian's chromium driven by playwright-core (pinned in
+# tests/ui/package-lock.json) against target/debug/moltbot; screenshots in target/ui-screenshots/.
+ui:
+	@node -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("ui: node >= 20 needed for playwright-core (have " + process.version + ")"); process.exit(1) }'
+	$(CARGO) build --locked
+	npm ci --prefix tests/ui --no-audit --no-fund --loglevel=error
+	@mkdir -p target
+	node --test --test-concurrency=1 tests/ui/ 2>&1 | tee target/ui-test-output.txt; status=$${PIPESTATUS[0]}; \
+	awk '/^# pass / { p = $$3 } /^# fail / { f = $$3 } END { printf "ui: %d passed, %d failed\n", p, f }' target/ui-test-output.txt; exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -12,6 +12,7 @@ pub mod config;
 pub mod gateway;
 pub mod logging;
 pub mod memory;
+pub mod pairing;
 pub mod routing;
 pub mod server;
 pub mod state;

@@ -131,7 +131,7 @@ fn duplicate_agent_dirs(config: &Value) -> Option<Issue> {
 
 /// upstream's `resolveAgentWorkspaceDir`: the entry's own workspace, else (default agent)
 /// `agents.defaults.workspace` or `~/clawd[-<profile>]`, else `~/clawd-<id>`.
-fn workspace_dir(config: &Value, raw_id: &str) -> PathBuf {
+pub fn workspace_dir(config: &Value, raw_id: &str) -> PathBuf {
     let id = normalize_agent_id(raw_id);
     if let Some(ws) = entry_for(config, &id).and_then(|a| trimmed(a, "workspace")) {
         return resolve_user_path(ws);

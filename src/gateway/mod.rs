@@ -107,21 +107,23 @@ pub fn normalise_base_path(raw: &str) -> String {
 pub fn http_settings(config: &Value, auth: &auth::ResolvedAuth) -> HttpSettings {
     let ui = config.pointer("/gateway/controlUi");
     let identity = methods_identity(config);
+    let base_path = normalise_base_path(
+        ui.and_then(|u| u.get("basePath"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
     HttpSettings {
         control_ui_enabled: ui
             .and_then(|u| u.get("enabled"))
             .and_then(Value::as_bool)
             .unwrap_or(true),
-        base_path: normalise_base_path(
-            ui.and_then(|u| u.get("basePath"))
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        ),
+        base_path,
         assistant_name: identity.0,
         assistant_avatar: identity.1,
         chat_completions: config.pointer("/gateway/http/endpoints/chatCompletions/enabled")
             == Some(&Value::Bool(true)),
         auth: auth.clone(),
+        config: std::sync::Arc::new(config.clone()),
     }
 }
 

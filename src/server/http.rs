@@ -42,6 +42,8 @@ pub struct HttpSettings {
     pub chat_completions: bool,
     /// The gateway's shared secret, for the bearer-authenticated endpoints.
     pub auth: crate::gateway::auth::ResolvedAuth,
+    /// The running config, for per-request lookups (`/avatar/<agentId>`).
+    pub config: Arc<serde_json::Value>,
 }
 
 impl Default for HttpSettings {
@@ -53,6 +55,7 @@ impl Default for HttpSettings {
             assistant_avatar: "A".into(),
             chat_completions: false,
             auth: Default::default(),
+            config: Arc::new(serde_json::Value::Null),
         }
     }
 }
@@ -167,9 +170,14 @@ fn route(req: &Request, settings: &HttpSettings) -> Resp {
         return text(405, "Method Not Allowed");
     }
     if let Some(agent) = rest.strip_prefix("/avatar/") {
-        return avatar(agent, query);
+        return crate::ui::avatar::serve(&settings.config, base, agent, query);
     }
-    crate::ui::serve(rest, settings)
+    let gzip = req
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Accept-Encoding"))
+        .any(|h| crate::ui::accepts_gzip(h.value.as_str()));
+    crate::ui::serve(rest, gzip, settings)
 }
 
 fn split_url(url: &str) -> (&str, Option<&str>) {
@@ -191,22 +199,21 @@ fn strip_base<'a>(path: &'a str, base: &str) -> Option<&'a str> {
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
-/// `/avatar/<agentId>`: no local avatar files exist yet, so only the metadata answer is useful.
-fn avatar(agent: &str, query: Option<&str>) -> Resp {
-    let meta = query
-        .map(|q| q.split('&').any(|kv| kv == "meta=1"))
-        .unwrap_or(false);
-    if meta && !agent.is_empty() {
-        return json(200, r#"{"avatarUrl":null}"#);
-    }
-    text(404, "Not Found")
-}
-
 /// Adds the headers every response carries.
 pub fn secure(resp: Resp) -> Resp {
-    SECURITY_HEADERS
-        .iter()
-        .fold(resp, |r, (k, v)| r.with_header(header(k, v)))
+    secure_with_csp(resp, crate::ui::CSP)
+}
+
+/// The same headers with a response-specific Content-Security-Policy.
+pub fn secure_with_csp(resp: Resp, csp: &str) -> Resp {
+    SECURITY_HEADERS.iter().fold(resp, |r, (k, v)| {
+        let v = if *k == "Content-Security-Policy" {
+            csp
+        } else {
+            v
+        };
+        r.with_header(header(k, v))
+    })
 }
 
 pub fn header(name: &str, value: &str) -> Header {

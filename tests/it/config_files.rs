@@ -146,9 +146,15 @@ fn include_and_env_round_trip_through_config_set() {
         snap["config"]["agents"]["list"][0]["name"], "Clawd",
         "include resolved"
     );
+    // The substituted secret is redacted; the `${VAR}` reference in the file text is not.
     assert_eq!(
-        snap["config"]["gateway"]["auth"]["token"], TOKEN,
-        "env substituted"
+        snap["config"]["gateway"]["auth"]["token"], "__OPENCLAW_REDACTED__",
+        "env substituted, then redacted"
+    );
+    assert!(snap["raw"].as_str().unwrap().contains("${MB_IT_TOKEN}"));
+    assert!(
+        !snap.to_string().contains(TOKEN),
+        "the token never leaves config.get"
     );
     assert_eq!(snap["hash"], moltbot::util::sha256_hex(cfg.as_bytes()));
     let raw = snap["raw"]
@@ -166,6 +172,35 @@ fn include_and_env_round_trip_through_config_set() {
     assert_eq!(v["agents"]["$include"], "./agents.json5");
     assert!(v["meta"]["lastTouchedAt"].is_string());
     assert!(state.path().join("moltbot.json.bak").exists());
+}
+
+#[test]
+fn redacted_secrets_survive_a_config_set_round_trip() {
+    let cfg = r#"{ gateway: { mode: "local" }, models: { providers: { anthropic: { baseUrl: "http://127.0.0.1:9", apiKey: "sk-ant-literal-secret", models: [] } } } }"#;
+    let gw = Gateway::start(Opts::local(cfg));
+    let (mut ws, _) = gw.connect();
+    let snap = ws.call("config.get", json!({}));
+    assert!(
+        !snap.to_string().contains("sk-ant-literal-secret"),
+        "{snap}"
+    );
+    let raw = snap["raw"].as_str().unwrap();
+    assert!(raw.contains("apiKey: \"__OPENCLAW_REDACTED__\""), "{raw}");
+    let edited = raw.replace("http://127.0.0.1:9", "http://127.0.0.1:10");
+    let res = ws.call(
+        "config.set",
+        json!({"raw": edited, "baseHash": snap["hash"]}),
+    );
+    assert_eq!(res["ok"], true);
+    assert!(!res.to_string().contains("sk-ant-literal-secret"));
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(gw.config_path()).unwrap()).unwrap();
+    let provider = &written["models"]["providers"]["anthropic"];
+    assert_eq!(provider["apiKey"], "sk-ant-literal-secret", "kept intact");
+    assert_eq!(
+        provider["baseUrl"], "http://127.0.0.1:10",
+        "the edit landed"
+    );
 }
 
 #[test]

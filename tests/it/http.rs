@@ -35,3 +35,32 @@ fn index_is_served_with_security_headers_and_globals() {
     );
     assert!(meta.ends_with("{\"avatarUrl\":null}"), "{meta}");
 }
+
+#[test]
+fn ui_assets_deep_links_gzip_and_the_index_csp() {
+    let gw = Gateway::start(Opts::default());
+    let js = get(
+        gw.port,
+        "GET /sessions/x/assets/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(js.starts_with("HTTP/1.1 200"), "{js}");
+    assert!(js.contains("Content-Type: application/javascript; charset=utf-8"));
+    assert!(js.contains("Cache-Control: no-cache"));
+    assert!(js.contains("GatewayClient"), "the app module itself");
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.write_all(b"GET /assets/app.css HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+    assert_eq!(&raw[head_end..head_end + 2], &[0x1f, 0x8b], "a gzip body");
+    let index = get(
+        gw.port,
+        "GET /logs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(index.contains("script-src 'self' 'sha256-"), "{index}");
+    assert!(!index.contains("unsafe-inline"));
+    assert!(index.contains("./assets/app.js"));
+}

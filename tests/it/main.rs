@@ -27,5 +27,7 @@ mod methods;
 mod openai_http;
 /// The official `openai` Python SDK against the endpoint.
 mod openai_sdk;
+/// DM pairing stores through `pairing.*`.
+mod pairing;
 /// sessions.patch/reset/delete/preview/resolve/compact against a seeded store and transcript.
 mod sessions;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::params::{closed, str_param};
 use super::{RpcError, RpcResult};
-use crate::config::{self, json5, write, Snapshot};
+use crate::config::{self, json5, redact, write, Snapshot};
 use crate::gateway::core::Gateway;
 
 /// Delay before the in-process restart after `config.apply`/`config.patch` (upstream default).
@@ -15,7 +15,7 @@ const DEFAULT_RESTART_DELAY_MS: u64 = 2000;
 pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> Option<RpcResult> {
     let r = match method {
         "config.get" => closed(method, params, &[], &[])
-            .map(|_| config::read_snapshot(&gw.ctx.config_path).to_rpc()),
+            .map(|_| redact::snapshot_rpc(&config::read_snapshot(&gw.ctx.config_path))),
         "config.schema" => closed(method, params, &[], &[]).map(|_| schema_payload()),
         "config.set" => closed(method, params, &["raw", "baseHash"], &["raw"])
             .and_then(|_| set(gw, params, false)),
@@ -70,11 +70,13 @@ fn check_base_hash(current: &Snapshot, params: &Value) -> Result<(), RpcError> {
     Ok(())
 }
 
-fn parse_raw(params: &Value) -> Result<Value, RpcError> {
+/// The JSON5 `raw` of a write, with redaction placeholders put back from the current file.
+fn parse_raw(params: &Value, current: &Snapshot) -> Result<Value, RpcError> {
     let raw = str_param(params, "raw").unwrap_or("");
-    json5::parse(raw)
+    let value = json5::parse(raw)
         .map(|p| p.value)
-        .map_err(|e| RpcError::invalid(format!("SyntaxError: {e}")))
+        .map_err(|e| RpcError::invalid(format!("SyntaxError: {e}")))?;
+    redact::restore(value, &current.parsed, "").map_err(RpcError::invalid)
 }
 
 /// Validates `value` as the config file would be read (includes and `${VAR}` resolved).
@@ -91,7 +93,7 @@ fn validated(gw: &Gateway, value: &Value) -> Result<Snapshot, RpcError> {
 fn set(gw: &mut Gateway, params: &Value, apply: bool) -> RpcResult {
     let current = config::read_snapshot(&gw.ctx.config_path);
     check_base_hash(&current, params)?;
-    let value = parse_raw(params)?;
+    let value = parse_raw(params, &current)?;
     let snap = validated(gw, &value)?;
     commit(gw, &value, snap, params, apply)
 }
@@ -99,7 +101,7 @@ fn set(gw: &mut Gateway, params: &Value, apply: bool) -> RpcResult {
 fn patch(gw: &mut Gateway, params: &Value) -> RpcResult {
     let current = config::read_snapshot(&gw.ctx.config_path);
     check_base_hash(&current, params)?;
-    let patch = parse_raw(params)?;
+    let patch = parse_raw(params, &current)?;
     if !patch.is_object() {
         return Err(RpcError::invalid("config.patch raw must be an object"));
     }
@@ -147,7 +149,7 @@ fn commit(
     write::write_config(&path, value)
         .map_err(|e| RpcError::unavailable(format!("failed to write config: {e}")))?;
     let written = Arc::new(config::read_snapshot(&path));
-    let mut result = json!({"ok": true, "path": path.to_string_lossy(), "config": snap.config});
+    let mut result = json!({"ok": true, "path": path.to_string_lossy(), "config": redact::redact_config(&snap.config)});
     if apply {
         let delay = params
             .get("restartDelayMs")

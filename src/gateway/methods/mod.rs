@@ -5,6 +5,7 @@ mod absent;
 mod chat;
 mod config;
 mod devices;
+mod pairing;
 mod params;
 mod sessions;
 mod system;
@@ -248,6 +249,7 @@ fn authorize(role: &str, scopes: &[String], method: &str) -> Result<(), RpcError
         || method.starts_with("device.pair.")
         || method.starts_with("device.token.")
         || method == "node.rename"
+        || method.starts_with("pairing.")
     {
         "operator.pairing"
     } else if READ.contains(&method) {
@@ -272,7 +274,8 @@ pub fn dispatch(gw: &mut Gateway, conn: ConnId, method: &str, params: Value) -> 
     let Some(session) = gw.clients.get(&conn).and_then(|c| c.session.clone()) else {
         return Err(RpcError::invalid("invalid handshake"));
     };
-    if !METHODS.contains(&method) && !UNADVERTISED.contains(&method) {
+    let own = pairing::METHODS.contains(&method);
+    if !METHODS.contains(&method) && !UNADVERTISED.contains(&method) && !own {
         return Err(RpcError::invalid(format!("unknown method: {method}")));
     }
     authorize(&session.role, &session.scopes, method)?;
@@ -290,6 +293,9 @@ pub fn dispatch(gw: &mut Gateway, conn: ConnId, method: &str, params: Value) -> 
         return r;
     }
     if let Some(r) = sessions::handle(gw, method, &params) {
+        return r;
+    }
+    if let Some(r) = pairing::handle(gw, method, &params) {
         return r;
     }
     absent::handle(gw, method, &params)
