@@ -212,10 +212,11 @@ impl SessionStore {
                 normalize_entry_delivery(obj);
             }
         }
-        let mut text = crate::config::json5::to_pretty_string(&Value::Object(store));
-        if text.ends_with('\n') {
-            text.pop();
-        }
+        // serde_json's pretty form is `JSON.stringify(store, null, 2)` for everything a store
+        // holds (strings, integers, plain decimals), and several times faster than the JSON5
+        // writer on a store with hundreds of sessions.
+        let text = serde_json::to_string_pretty(&Value::Object(store))
+            .map_err(|e| io::Error::other(e.to_string()))?;
         // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
         crate::state::atomic::write_private_unsynced(&self.path, text.as_bytes())
     }

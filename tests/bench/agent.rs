@@ -72,42 +72,31 @@ pub fn run(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
     peak_rss(bin, p, rep)
 }
 
-/// Sequential turns on one session: (send → final) minus (fake read the request → fake ended
-/// its stream). What is left is the gateway: lanes, prompt, transcript, HTTP, SSE, events.
+/// Sequential turns: (send → final) minus (the fake's first request byte → its stream's end).
+/// What is left is the gateway: lanes, prompt, transcript, HTTP, SSE, events. Measured on fresh
+/// sessions (no history) and on one session as its history grows, since every turn re-reads
+/// its transcript and resends the history.
 fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
     let fake = FakeLlm::start();
     let n = if p.quick { 20 } else { 200 };
     fake.set_default(tokens(20, Duration::from_millis(2)));
     let gw = start(bin, &fake, 4)?;
     let (mut ctl, _) = ws::connect(gw.port)?;
-    let (mut total, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..n {
-        let id = format!("ov-{i}");
-        let t0 = Instant::now();
-        chat_send(&mut ctl, &id, "main", &format!("turn {i}"))?;
-        let t_final = wait_finals(&mut ctl, &[id], Duration::from_secs(30))?[0];
-        let (got, ended) = *fake.timings().last().ok_or("the fake saw no request")?;
-        total.push((t_final - t0).saturating_sub(ended - got));
-        before.push(got.saturating_duration_since(t0));
-        after.push(t_final.saturating_duration_since(ended));
-    }
     // The first turn also creates the workspace (bootstrap files, `git init`): its own row.
-    let first = total.remove(0);
-    before.remove(0);
-    after.remove(0);
+    let first = turns(&mut ctl, &fake, 1, |_| "warm-up".into())?.0.remove(0);
     rep.row(
         "agent turn overhead, first turn of a new workspace (bootstrap files, git init)",
         fmt_ms(first),
         "—".into(),
         None,
     );
-    let p99 = percentile(&mut total, 0.99);
+    let (mut fresh, mut before, mut after) = turns(&mut ctl, &fake, n, |i| format!("fresh-{i}"))?;
+    let p99 = percentile(&mut fresh, 0.99);
     rep.row(
         &format!(
-            "agent turn overhead beyond the provider p50 / p99 ({} later turns, 20 tokens)",
-            n - 1
+            "agent turn overhead beyond the provider p50 / p99 ({n} fresh sessions, 20 tokens)"
         ),
-        format!("{} / {}", fmt_ms(percentile(&mut total, 0.5)), fmt_ms(p99)),
+        format!("{} / {}", fmt_ms(percentile(&mut fresh, 0.5)), fmt_ms(p99)),
         "p99 ≤ 1 ms".into(),
         Some(p99 <= Duration::from_millis(1)),
     );
@@ -121,8 +110,48 @@ fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
         "—".into(),
         None,
     );
+    let (grown, _, _) = turns(&mut ctl, &fake, n, |_| "long".into())?;
+    let (head, tail) = grown.split_at(n / 10);
+    let (mut head, mut tail) = (head.to_vec(), tail[tail.len() - n / 10..].to_vec());
+    rep.row(
+        &format!(
+            "… on one session growing to {n} turns: p50 of the first / last {} turns",
+            n / 10
+        ),
+        format!(
+            "{} / {}",
+            fmt_ms(percentile(&mut head, 0.5)),
+            fmt_ms(percentile(&mut tail, 0.5))
+        ),
+        "—".into(),
+        None,
+    );
     ws::close(ctl);
     Ok(())
+}
+
+/// `n` turns, one after another, on the session `key(i)`; per turn: the gateway's share, the
+/// part before the request reached the fake, the part after the fake ended its stream.
+type Split = (Vec<Duration>, Vec<Duration>, Vec<Duration>);
+
+fn turns(
+    ctl: &mut Ws,
+    fake: &FakeLlm,
+    n: usize,
+    key: impl Fn(usize) -> String,
+) -> Result<Split, String> {
+    let (mut total, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let id = format!("ov-{}-{i}", key(i));
+        let t0 = Instant::now();
+        chat_send(ctl, &id, &key(i), &format!("turn {i}"))?;
+        let t_final = wait_finals(ctl, &[id], Duration::from_secs(30))?[0];
+        let (got, ended) = *fake.timings().last().ok_or("the fake saw no request")?;
+        total.push((t_final - t0).saturating_sub(ended - got));
+        before.push(got.saturating_duration_since(t0));
+        after.push(t_final.saturating_duration_since(ended));
+    }
+    Ok((total, before, after))
 }
 
 /// 100 sessions at once with `maxConcurrent` 4: wall time against the ideal
