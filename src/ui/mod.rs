@@ -27,53 +27,28 @@ struct Asset {
 
 const JS: &str = "application/javascript; charset=utf-8";
 
+/// One embedded file: its name under `assets/` and its content type.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            body: include_bytes!(concat!("assets/", $name)),
+            content_type: $content_type,
+        }
+    };
+}
+
 /// Every file the UI loads besides `index.html`.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.css",
-        body: include_bytes!("assets/app.css"),
-        content_type: "text/css; charset=utf-8",
-    },
-    Asset {
-        name: "app.js",
-        body: include_bytes!("assets/app.js"),
-        content_type: JS,
-    },
-    Asset {
-        name: "gateway.js",
-        body: include_bytes!("assets/gateway.js"),
-        content_type: JS,
-    },
-    Asset {
-        name: "dom.js",
-        body: include_bytes!("assets/dom.js"),
-        content_type: JS,
-    },
-    Asset {
-        name: "markdown.js",
-        body: include_bytes!("assets/markdown.js"),
-        content_type: JS,
-    },
-    Asset {
-        name: "chat.js",
-        body: include_bytes!("assets/chat.js"),
-        content_type: JS,
-    },
-    Asset {
-        name: "tabs.js",
-        body: include_bytes!("assets/tabs.js"),
-        content_type: JS,
-    },
-    Asset {
-        name: "config.js",
-        body: include_bytes!("assets/config.js"),
-        content_type: JS,
-    },
-    Asset {
-        name: "icon.svg",
-        body: include_bytes!("assets/icon.svg"),
-        content_type: "image/svg+xml",
-    },
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("app.js", JS),
+    asset!("gateway.js", JS),
+    asset!("dom.js", JS),
+    asset!("markdown.js", JS),
+    asset!("chat.js", JS),
+    asset!("tabs.js", JS),
+    asset!("config.js", JS),
+    asset!("icon.svg", "image/svg+xml"),
 ];
 
 /// Total uncompressed size of the UI (the issue caps it at 150 KB).
