@@ -4,7 +4,7 @@
 //! compaction and retry when the provider reports a context overflow.
 
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::agent::failover::classify::is_context_overflow_error;
 use crate::agent::failover::retry::{RetryLayers, SdkRetry, SessionRetry};
@@ -69,18 +69,13 @@ pub fn run(
 ) -> Result<Value, ProviderError> {
     // `timeoutSeconds` bounds the whole attempt, tool calls included (upstream's attempt
     // timer), not each provider call.
-    let deadline = std::time::Instant::now() + a.input.timeout;
+    let deadline = Instant::now() + a.input.timeout;
     loop {
         inject_steered(state);
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(ProviderError::timeout());
-        }
         let mut req = a.template.clone();
-        req.timeout = left;
         req.messages = transcript.run_history(&a.policy);
         req.messages.extend(state.pending.iter().cloned());
-        let message = match stream_retrying(&req, a, state, on_update) {
+        let message = match stream_retrying(&mut req, deadline, a, state, on_update) {
             Ok(m) => with_cost(m, &a.cost),
             Err(e) if is_context_overflow_error(&e.message) && state.compactions == 0 => {
                 state.compactions += 1;
@@ -219,16 +214,18 @@ fn run_tools(
 }
 
 /// pi's session auto-retry around the SDK layer: a transient error text is retried after
-/// 2 s, 4 s, 8 s (by default) unless the run is aborted meanwhile.
+/// 2 s, 4 s, 8 s (by default) unless the run is aborted meanwhile or the wait would pass the
+/// attempt's deadline (so no retry count, however configured, outlives `timeoutSeconds`).
 fn stream_retrying(
-    req: &Request,
+    req: &mut Request,
+    deadline: Instant,
     a: &Attempt<'_>,
     state: &RunState,
     on_update: &mut dyn FnMut(TurnUpdate),
 ) -> Result<Value, ProviderError> {
     let mut retries = 0;
     loop {
-        let err = match stream_sdk_retrying(req, a, state, on_update) {
+        let err = match stream_sdk_retrying(req, deadline, a, state, on_update) {
             Ok(m) => return Ok(m),
             Err(e) => e,
         };
@@ -240,7 +237,7 @@ fn stream_retrying(
             return Err(err);
         };
         log::warn!(target: "agent", "retrying after a transient error ({retries}/{}) in {delay} ms: {}", a.retry.session.max_retries, err.message);
-        if !sleep_unless_aborted(a, delay) {
+        if !sleep_before_retry(a, delay, deadline) {
             return Err(err);
         }
     }
@@ -250,7 +247,8 @@ fn stream_retrying(
 /// arrived, with `retry-after` honoured when short. `@google/genai`'s `generateContentStream`
 /// has no retry loop, so Gemini calls get none here either.
 fn stream_sdk_retrying(
-    req: &Request,
+    req: &mut Request,
+    deadline: Instant,
     a: &Attempt<'_>,
     state: &RunState,
     on_update: &mut dyn FnMut(TurnUpdate),
@@ -261,6 +259,11 @@ fn stream_sdk_retrying(
         _ => a.retry.sdk.max_retries,
     };
     loop {
+        // Every call gets what is left of the attempt, not a fresh `timeoutSeconds`.
+        req.timeout = deadline.saturating_duration_since(Instant::now());
+        if req.timeout.is_zero() {
+            return Err(ProviderError::timeout());
+        }
         let mut streamed = false;
         let result = stream_once(req, a, state, &mut streamed, on_update);
         let err = match result {
@@ -273,7 +276,7 @@ fn stream_sdk_retrying(
         let delay = sdk_delay(&a.retry.sdk, retry, err.retry_after);
         retry += 1;
         log::debug!(target: "agent", "provider answered {:?}; SDK retry {retry} in {delay} ms", err.status);
-        if !sleep_unless_aborted(a, delay) {
+        if !sleep_before_retry(a, delay, deadline) {
             return Err(err);
         }
     }
@@ -300,14 +303,18 @@ fn sdk_delay(sdk: &SdkRetry, retry: u32, retry_after: Option<Duration>) -> u64 {
     sdk.delay_ms(retry, None, None, 0, jitter)
 }
 
-/// Sleeps in short slices; `false` if the run was aborted meanwhile.
-fn sleep_unless_aborted(a: &Attempt<'_>, ms: u64) -> bool {
-    let until = std::time::Instant::now() + Duration::from_millis(ms);
-    while std::time::Instant::now() < until {
+/// Sleeps `ms` in short slices; `false` (at once) if that would reach `deadline`, or if the
+/// run is aborted meanwhile.
+fn sleep_before_retry(a: &Attempt<'_>, ms: u64, deadline: Instant) -> bool {
+    let until = Instant::now() + Duration::from_millis(ms);
+    if until >= deadline {
+        return false;
+    }
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
         if a.input.abort.is_aborted() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20).min(until - std::time::Instant::now()));
+        std::thread::sleep(left.min(Duration::from_millis(20)));
     }
     !a.input.abort.is_aborted()
 }

@@ -491,3 +491,26 @@ fn the_run_timeout_bounds_the_whole_tool_loop() {
         fake.request_count()
     );
 }
+
+#[test]
+fn retries_never_outlive_the_run_timeout() {
+    let fake = FakeLlm::start();
+    fake.set_default(Script::overloaded());
+    let settings = r#"{"retry": {"enabled": true, "maxRetries": 1000, "baseDelayMs": 50}}"#;
+    let gw = gateway_with_retries(&fake, "timeoutSeconds: 1", 1000, settings);
+    let (mut ws, _) = gw.connect();
+    let t0 = std::time::Instant::now();
+    send(&mut ws, "main", "hi", "rt-1");
+    let last = chat_events(&mut ws, "rt-1").pop().unwrap();
+    assert_eq!(last["state"], "error", "{last}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(
+        fake.request_count() < 100,
+        "{} requests",
+        fake.request_count()
+    );
+}
