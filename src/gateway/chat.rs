@@ -214,7 +214,7 @@ impl Gateway {
     pub(super) fn start_turn(&mut self, mut p: PendingTurn) {
         self.chat.lanes.set_active(&p.key, &p.run_id);
         let abort = AbortSignal::new();
-        let (steer, steer_rx) = SteerInbox::new(p.absorbed.clone());
+        let (steer, steer_rx) = SteerInbox::new(std::mem::take(&mut p.absorbed));
         let run = Run {
             key_sent: p.key_sent.clone(),
             key: p.key.clone(),
@@ -391,11 +391,16 @@ impl Gateway {
         }
         self.finish_agent_rpc(run_id, &run, &outcome, ended);
         let policy = queue_policy(&self.snapshot.config);
-        let inbox = std::mem::replace(&mut run.steer, SteerInbox::new(Vec::new()).0);
-        for p in self.finish_absorbed(inbox, &run.key_sent, state, &result) {
-            let _ = self.chat.lanes.push_backlog(&run.key, p, &policy);
+        let Run {
+            steer,
+            key,
+            key_sent,
+            ..
+        } = run;
+        for p in self.finish_absorbed(steer, &key_sent, state, &result) {
+            let _ = self.chat.lanes.push_backlog(&key, p, &policy);
         }
-        if let Some(next) = self.chat.lanes.finished(&run.key, &policy) {
+        if let Some(next) = self.chat.lanes.finished(&key, &policy) {
             self.start_turn(next);
         }
     }
