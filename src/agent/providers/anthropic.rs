@@ -464,16 +464,17 @@ impl Decoder for AnthropicDecoder {
         Ok(false)
     }
 
-    fn finish(&mut self, out: &mut Assistant<'_>) -> Result<(), ProviderError> {
+    fn finish(&mut self, _out: &mut Assistant<'_>) -> Result<(), ProviderError> {
         if !self.started {
             return Err(ProviderError::stream(
                 "request ended without sending any chunks",
             ));
         }
-        if matches!(out.stop, StopReason::Error | StopReason::Aborted) {
-            return Err(ProviderError::stream("An unknown error occurred"));
-        }
         Ok(())
+    }
+
+    fn error_stop_text(&self) -> &'static str {
+        "An unknown error occurred"
     }
 
     fn http_message(&self, status: u16, body: &str) -> String {

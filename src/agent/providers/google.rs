@@ -475,9 +475,6 @@ impl Decoder for GeminiDecoder {
 
     fn finish(&mut self, out: &mut Assistant<'_>) -> Result<(), ProviderError> {
         self.close_current(out);
-        if matches!(out.stop, StopReason::Error | StopReason::Aborted) {
-            return Err(ProviderError::stream("An unkown error ocurred"));
-        }
         Ok(())
     }
 

@@ -292,8 +292,14 @@ pub enum StreamEvent {
 pub(crate) trait Decoder {
     /// Applies one frame; `Ok(true)` when the stream is logically complete.
     fn frame(&mut self, ev: SseEvent, out: &mut Assistant<'_>) -> Result<bool, ProviderError>;
-    /// The stream ended normally: final checks (e.g. an error stop reason becomes an error).
+    /// The stream ended normally: final checks and open blocks closed. An error or aborted stop
+    /// reason left after this becomes an error with `error_stop_text`.
     fn finish(&mut self, out: &mut Assistant<'_>) -> Result<(), ProviderError>;
+    /// pi-ai's text for a stream that ended with an error stop reason (the OpenAI and Google
+    /// providers share upstream's misspelling, kept so logs and tests compare equal).
+    fn error_stop_text(&self) -> &'static str {
+        "An unkown error ocurred"
+    }
     /// The SDK's text for a non-2xx response.
     fn http_message(&self, status: u16, body: &str) -> String;
 }
@@ -324,6 +330,9 @@ pub fn stream(
         Exchange::Aborted => return Ok(aborted(out)),
         Exchange::Complete => match decoder.finish(&mut out) {
             Ok(()) if abort.is_aborted() => return Ok(aborted(out)),
+            Ok(()) if matches!(out.stop, StopReason::Error | StopReason::Aborted) => {
+                ProviderError::stream(decoder.error_stop_text())
+            }
             Ok(()) => return Ok(out.to_json(None)),
             Err(e) => e,
         },

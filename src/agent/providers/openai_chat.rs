@@ -493,9 +493,6 @@ impl Decoder for ChatDecoder {
         if let Some(at) = self.current.take() {
             out.end_block(at);
         }
-        if matches!(out.stop, StopReason::Error | StopReason::Aborted) {
-            return Err(ProviderError::stream("An unkown error ocurred"));
-        }
         Ok(())
     }
 
