@@ -104,6 +104,9 @@ pub struct Gateway {
     pub trim_at: Option<Instant>,
     pub auth_limiter: super::ratelimit::AuthLimiter,
     pub chat: super::chat::Chat,
+    /// The last `usage.cost` answer (days, when, payload): upstream caches it for 30 s, and a
+    /// scan reads every recent transcript on this thread.
+    pub usage_cost: Option<(u64, Instant, serde_json::Value)>,
 }
 
 impl Gateway {
@@ -126,6 +129,7 @@ impl Gateway {
             trim_at: None,
             auth_limiter: Default::default(),
             chat,
+            usage_cost: None,
         }
     }
 

@@ -23,14 +23,16 @@ pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> RpcResult {
                 .get("days")
                 .and_then(Value::as_f64)
                 .map_or(30, |d| d.floor().max(1.0) as u64);
+            if let Some((d, at, cached)) = &gw.usage_cost {
+                if *d == days && at.elapsed() < std::time::Duration::from_secs(30) {
+                    return Ok(cached.clone());
+                }
+            }
             let agent = crate::config::default_agent_id(&gw.snapshot.config);
             let dir = gw.ctx.state.sessions_dir(&agent);
-            Ok(crate::agent::usage_cost::summary(
-                &dir,
-                &gw.snapshot.config,
-                days,
-                now,
-            ))
+            let summary = crate::agent::usage_cost::summary(&dir, &gw.snapshot.config, days, now);
+            gw.usage_cost = Some((days, std::time::Instant::now(), summary.clone()));
+            Ok(summary)
         }
         "models.list" => {
             let registry =
