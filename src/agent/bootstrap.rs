@@ -199,6 +199,16 @@ fn run_with_timeout(cmd: &mut Command, timeout_ms: u64) -> bool {
 
 /// `loadWorkspaceBootstrapFiles`: the seven core files (missing ones flagged), then
 /// `MEMORY.md`/`memory.md` only if they exist.
+/// Every path `load_workspace_bootstrap_files` may read, present or not.
+pub fn bootstrap_candidates(dir: &str) -> Vec<PathBuf> {
+    let dir = resolve_user_path(dir);
+    CORE_FILES
+        .iter()
+        .chain(MEMORY_FILES.iter())
+        .map(|name| dir.join(name))
+        .collect()
+}
+
 pub fn load_workspace_bootstrap_files(dir: &str) -> Vec<BootstrapFile> {
     let dir = resolve_user_path(dir);
     let mut names: Vec<&str> = CORE_FILES.to_vec();

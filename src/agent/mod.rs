@@ -12,6 +12,7 @@ pub mod lanes;
 pub mod models;
 pub mod pool;
 pub mod prompt;
+pub mod prompt_cache;
 pub mod providers;
 pub mod reply;
 pub mod sessions;

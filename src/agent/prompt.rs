@@ -51,7 +51,7 @@ pub struct RuntimeInfo {
 }
 
 /// Everything `build_system_prompt` needs. `Default` is a main agent with nothing configured.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PromptParams {
     pub agent_id: Option<String>,
     pub workspace_dir: String,

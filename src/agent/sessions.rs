@@ -9,13 +9,17 @@ pub use entry::*;
 #[path = "sessions_lock.rs"]
 mod lock;
 use lock::StoreLock;
+#[path = "sessions_cache.rs"]
+mod cache;
+use cache::Stamp;
 
 use crate::routing::normalize_channel_id;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Upstream gives up on `sessions.json.lock` after 10 s.
@@ -96,11 +100,15 @@ impl SessionStore {
     /// Every entry, keyed by session key. Missing, unreadable or non-object files read as empty;
     /// legacy field names are renamed in memory.
     pub fn load(&self) -> Map<String, Value> {
-        read_store(&self.path).0
+        Arc::unwrap_or_clone(read_store(&self.path).0)
     }
 
     pub fn get(&self, key: &str) -> Option<Map<String, Value>> {
-        self.load().remove(key).and_then(into_object)
+        read_store(&self.path)
+            .0
+            .get(key)
+            .cloned()
+            .and_then(into_object)
     }
 
     /// Locked read-modify-write of the whole store; `f`'s result is returned after the write.
@@ -109,7 +117,7 @@ impl SessionStore {
         f: impl FnOnce(&mut Map<String, Value>) -> T,
     ) -> Result<T, StoreError> {
         let _guard = self.lock()?;
-        let (mut store, state) = read_store(&self.path);
+        let (mut store, state) = self.read_for_update();
         if let ReadState::Corrupt(text) = state {
             self.preserve_corrupt(&text);
         }
@@ -159,7 +167,7 @@ impl SessionStore {
         patch: impl FnOnce(&Map<String, Value>) -> Option<Map<String, Value>>,
     ) -> Result<Option<Value>, StoreError> {
         let _guard = self.lock()?;
-        let (mut store, _) = read_store(&self.path);
+        let (mut store, _) = self.read_for_update();
         let Some(existing) = store.get(key).and_then(Value::as_object).cloned() else {
             return Ok(None);
         };
@@ -205,7 +213,16 @@ impl SessionStore {
         StoreLock::acquire(&self.path, &self.lock_path(), self.lock_timeout)
     }
 
+    /// The store to edit under the lock, as an owned copy: the cached one keeps serving
+    /// readers (the file is unchanged until the rename) while this update is written.
+    fn read_for_update(&self) -> (Map<String, Value>, ReadState) {
+        let (store, state) = read_store(&self.path);
+        (Arc::unwrap_or_clone(store), state)
+    }
+
     /// Upstream normalises delivery fields on every save, then writes 2-space JSON, no newline.
+    /// The saved store becomes the cached one; the lock is held, so the stamp taken after the
+    /// rename is this write's.
     fn save(&self, mut store: Map<String, Value>) -> io::Result<()> {
         for entry in store.values_mut() {
             if let Some(obj) = entry.as_object_mut() {
@@ -215,10 +232,15 @@ impl SessionStore {
         // serde_json's pretty form is `JSON.stringify(store, null, 2)` for everything a store
         // holds (strings, integers, plain decimals), and several times faster than the JSON5
         // writer on a store with hundreds of sessions.
-        let text = serde_json::to_string_pretty(&Value::Object(store))
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&store).map_err(|e| io::Error::other(e.to_string()))?;
         // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
-        crate::state::atomic::write_private_unsynced(&self.path, text.as_bytes())
+        crate::state::atomic::write_private_unsynced(&self.path, text.as_bytes())?;
+        match Stamp::of_path(&self.path) {
+            Some(stamp) => cache::put(&self.path, stamp, Arc::new(store)),
+            None => cache::forget(&self.path),
+        }
+        Ok(())
     }
 
     /// Upstream silently replaces an unparseable store with the next write; keep a copy first.
@@ -282,10 +304,29 @@ enum ReadState {
     Corrupt(String),
 }
 
-fn read_store(path: &Path) -> (Map<String, Value>, ReadState) {
-    let Ok(text) = fs::read_to_string(path) else {
-        return (Map::new(), ReadState::Missing);
+/// The store as parsed, from the cache when the file is the version cached (stamped from the
+/// open handle, so the stamp is that of the bytes read).
+fn read_store(path: &Path) -> (Arc<Map<String, Value>>, ReadState) {
+    let Ok(mut file) = fs::File::open(path) else {
+        return (Arc::default(), ReadState::Missing);
     };
+    let stamp = file.metadata().ok().map(|m| Stamp::of(&m));
+    if let Some(hit) = stamp.and_then(|s| cache::get(path, s)) {
+        return (hit, ReadState::Parsed);
+    }
+    let mut text = String::new();
+    if file.read_to_string(&mut text).is_err() {
+        return (Arc::default(), ReadState::Missing);
+    }
+    let (store, state) = parse_store(text);
+    let store = Arc::new(store);
+    if let (Some(stamp), ReadState::Parsed) = (stamp, &state) {
+        cache::put(path, stamp, store.clone());
+    }
+    (store, state)
+}
+
+fn parse_store(text: String) -> (Map<String, Value>, ReadState) {
     // Both writers produce plain JSON, which serde_json reads several times faster than the
     // JSON5 parser; JSON5 remains the fallback for hand-edited files (upstream reads JSON5).
     let parsed = serde_json::from_str::<Value>(&text)

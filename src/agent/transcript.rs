@@ -14,6 +14,9 @@ pub use chat::*;
 #[path = "transcript_lock.rs"]
 mod lock;
 pub use lock::*;
+#[path = "transcript_cache.rs"]
+mod cache;
+pub use cache::ParkOnDrop;
 
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -50,6 +53,8 @@ pub struct Transcript {
     needs_newline: bool,
     skipped_lines: usize,
     migrated: bool,
+    /// The file's length as this copy last read or wrote it (the parked-copy check).
+    disk_len: u64,
 }
 
 impl Transcript {
@@ -60,6 +65,7 @@ impl Transcript {
         let (values, skipped) = parse_lines(text);
         t.skipped_lines = skipped;
         t.needs_newline = !text.is_empty() && !text.ends_with('\n');
+        t.disk_len = text.len() as u64;
         let mut values = values.into_iter();
         let header = values.next().and_then(valid_header);
         let Some(header) = header else {
@@ -107,6 +113,10 @@ impl Transcript {
     /// migrated and the file rewritten, as pi does.
     pub fn open(path: impl Into<PathBuf>, session_id: &str, cwd: &str) -> io::Result<Transcript> {
         let path = path.into();
+        // The copy a finished turn left, if the file is still exactly what it wrote.
+        if let Some(t) = cache::take(&path) {
+            return Ok(t);
+        }
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -156,6 +166,7 @@ impl Transcript {
             needs_newline: false,
             skipped_lines: 0,
             migrated: false,
+            disk_len: 0,
         }
     }
 
@@ -347,7 +358,8 @@ impl Transcript {
             return self.rewrite();
         }
         match append_line(&self.path, line, self.needs_newline) {
-            Ok(()) => {
+            Ok(written) => {
+                self.disk_len += written;
                 self.needs_newline = false;
                 Ok(())
             }
@@ -366,6 +378,7 @@ impl Transcript {
             text.push('\n');
         }
         replace_file(&self.path, text.as_bytes())?;
+        self.disk_len = text.len() as u64;
         self.disk = Disk::Flushed;
         self.needs_newline = false;
         Ok(())
@@ -481,7 +494,7 @@ fn add_tree_ids(entries: &mut [Entry]) {
 /// One `write(2)` of one line with O_APPEND: a kill -9 leaves every earlier line intact and at
 /// worst a torn last line, which readers skip. No `create`: a missing file is the caller's cue
 /// to rewrite it whole.
-fn append_line(path: &Path, line: &str, newline_first: bool) -> io::Result<()> {
+fn append_line(path: &Path, line: &str, newline_first: bool) -> io::Result<u64> {
     let mut buf = String::with_capacity(line.len() + 2);
     if newline_first {
         buf.push('\n');
@@ -489,13 +502,23 @@ fn append_line(path: &Path, line: &str, newline_first: bool) -> io::Result<()> {
     buf.push_str(line);
     buf.push('\n');
     let mut f = OpenOptions::new().append(true).open(path)?;
-    f.write_all(buf.as_bytes())
+    f.write_all(buf.as_bytes())?;
+    Ok(buf.len() as u64)
 }
 
-/// Temp file + rename, with the process umask's mode as upstream's transcripts have.
+/// A new session's first flush creates its file with one write (pi writes it the same way);
+/// an existing file is replaced by temp file + rename. Either way with the process umask's mode,
+/// as upstream's transcripts have.
 fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+    match create_with(path, data) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            return create_with(path, data);
+        }
+        done => return done,
     }
     let mut name = path.as_os_str().to_owned();
     name.push(format!(
@@ -509,6 +532,13 @@ fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+fn create_with(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(data).inspect_err(|_| {
+        let _ = fs::remove_file(path);
+    })
 }
 
 /// A file with content but no valid header would be ignored forever; keep it beside the new
@@ -527,29 +557,9 @@ fn set_aside_unreadable(path: &Path, text: &str) {
     let _ = fs::rename(path, &name);
 }
 
-/// `JSON.stringify(value)`: the config writer's `JSON.stringify(value, null, 2)` output (same
-/// number and string formatting) with the layout whitespace removed.
+/// `JSON.stringify(value)`, with the config writer's number and string formatting.
 pub fn js_compact(value: &Value) -> String {
-    let pretty = crate::config::json5::to_pretty_string(value);
-    let mut out = String::with_capacity(pretty.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in pretty.chars() {
-        if in_string {
-            out.push(c);
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !c.is_ascii_whitespace() {
-            out.push(c);
-        }
-    }
-    out
+    crate::config::json5::to_compact_string(value)
 }
 
 #[cfg(test)]

@@ -136,18 +136,24 @@ fn run_inner(
 ) -> (TurnOutcome, Option<Record>) {
     on_update(TurnUpdate::Started);
     let store = SessionStore::new(input.state.sessions_store(&input.agent_id));
-    let (session_id, transcript_path) =
-        session_of(&store, &input.session_key, &input.config.config);
+    let choice = session_of(&store, &input.session_key, &input.config.config);
+    let (session_id, transcript_path, new_entry) = (choice.id, choice.transcript, choice.new_entry);
     let cwd = input.workspace.to_string_lossy().into_owned();
     let mut transcript = match Transcript::open_for_run(&transcript_path, &session_id, &cwd) {
-        Ok(t) => t,
+        Ok(t) => crate::agent::transcript::ParkOnDrop::new(t),
         Err(e) => {
+            if let Some(entry) = new_entry {
+                entry.write();
+            }
             let message = format!("failed to open the session transcript: {e}");
             return (failed(&message), None);
         }
     };
     let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
     let mut state = RunState::new(user);
+    if let Some(entry) = new_entry {
+        state.defer_until_dispatched(Box::new(move || entry.write()));
+    }
     // A user message left as the leaf by a run that died would make two user turns in a row.
     transcript.drop_orphan_trailing_user();
     state.commit_pending(&mut transcript);
@@ -155,7 +161,7 @@ fn run_inner(
     let primary = models::resolve_default_model_for_agent(cfg, Some(&input.agent_id));
     let candidates =
         failover::resolve_fallback_candidates(cfg, &primary.provider, &primary.model, None);
-    let registry = Registry::from_config(cfg);
+    let registry = Registry::for_snapshot(&input.config);
     let mut last_error = String::new();
     let mut failed_message = None;
     for (i, candidate) in candidates.iter().enumerate() {
@@ -170,6 +176,7 @@ fn run_inner(
         );
         match attempt {
             Attempt::Done(outcome) => {
+                state.run_side_work();
                 let record = Record {
                     context: context_tokens(cfg, &registry, &outcome),
                     store,
@@ -191,6 +198,7 @@ fn run_inner(
             }
         }
     }
+    state.run_side_work();
     // Persisted as upstream does (the error message is kept but filtered from later requests).
     if let Some(message) = failed_message {
         state.commit_pending(&mut transcript);
@@ -536,7 +544,7 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet
     }
     let max_chars = bootstrap::resolve_bootstrap_max_chars(cfg);
     let (files, context_files) =
-        bootstrap::resolve_bootstrap_context(&ws, Some(&input.session_key), max_chars);
+        crate::agent::prompt_cache::bootstrap_context(&ws, Some(&input.session_key), max_chars);
     let default =
         models::resolve_configured_model_ref(cfg, models::DEFAULT_PROVIDER, models::DEFAULT_MODEL);
     let tz = cfg
@@ -568,7 +576,7 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet
         extra_system_prompt: input.extra_system_prompt.clone(),
         ..Default::default()
     };
-    prompt::build_system_prompt(&params)
+    crate::agent::prompt_cache::system_prompt(params)
 }
 
 /// The default agent sees its heartbeat prompt; other agents get `(configured)` upstream-side.

@@ -4,6 +4,7 @@
 //! compaction and retry when the provider reports a context overflow.
 
 use serde_json::Value;
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::agent::failover::classify::is_context_overflow_error;
@@ -37,6 +38,10 @@ pub struct RunState {
     pub compactions: u32,
     /// Steered messages taken from the inbox, to become the next user turn.
     pub steered: Vec<Steered>,
+    /// Bookkeeping that may wait until the first request is on its way (a new session's
+    /// `sessions.json` entry), so that the provider's latency hides it. It runs then, or when
+    /// the first call ends without being sent, and always before the turn reports its end.
+    side_work: Cell<Option<Box<dyn FnOnce()>>>,
 }
 
 impl RunState {
@@ -46,6 +51,26 @@ impl RunState {
             texts: Vec::new(),
             compactions: 0,
             steered: Vec::new(),
+            side_work: Cell::new(None),
+        }
+    }
+
+    /// Queues `work` for the first request's dispatch (after any work queued before).
+    pub fn defer_until_dispatched(&self, work: Box<dyn FnOnce()>) {
+        let earlier = self.side_work.take();
+        self.side_work.set(Some(match earlier {
+            None => work,
+            Some(first) => Box::new(move || {
+                first();
+                work();
+            }),
+        }));
+    }
+
+    /// Runs the deferred work now, if any is left.
+    pub fn run_side_work(&self) {
+        if let Some(work) = self.side_work.take() {
+            work();
         }
     }
 
@@ -75,7 +100,9 @@ pub fn run(
         let mut req = a.template.clone();
         req.messages = transcript.run_history(&a.policy);
         req.messages.extend(state.pending.iter().cloned());
-        let message = match stream_retrying(&mut req, deadline, a, state, on_update) {
+        let streamed = stream_retrying(&mut req, deadline, a, state, on_update);
+        state.run_side_work();
+        let message = match streamed {
             Ok(m) => with_cost(m, &a.cost),
             Err(e) if is_context_overflow_error(&e.message) && state.compactions == 0 => {
                 state.compactions += 1;
@@ -330,6 +357,9 @@ fn stream_once(
     let before = state.reply_text();
     let mut text = String::new();
     let mut on_event = |ev: StreamEvent| {
+        if let StreamEvent::Dispatched = ev {
+            state.run_side_work();
+        }
         if let StreamEvent::TextDelta { delta, .. } = ev {
             *streamed = true;
             text.push_str(&delta);

@@ -10,31 +10,72 @@ use crate::agent::sessions::{evaluate_reset, reset_entry, usage_patch, Usage};
 use crate::agent::turn::TurnOutcome;
 use crate::util::now_ms;
 
-/// The session's id and transcript path. No entry: a new id (the entry is written with the
-/// first result). A stale entry (`session.reset` daily/idle rules): a new id written now, the
-/// rest of the entry kept as upstream's reset does.
-pub fn session_of(store: &SessionStore, key: &str, config: &Value) -> (String, PathBuf) {
+/// The session a turn runs on.
+pub struct SessionChoice {
+    pub id: String,
+    pub transcript: PathBuf,
+    /// A new session's entry, still to be written (`NewEntry::write`).
+    pub new_entry: Option<NewEntry>,
+}
+
+/// The `sessions.json` entry of a session minted for this turn. It must land before the turn
+/// ends (the session's next turn may start before the usage update and must find the same
+/// session), but not before the request: the turn writes it while the provider answers.
+pub struct NewEntry {
+    store: SessionStore,
+    key: String,
+    id: String,
+    transcript: PathBuf,
+    created_at: u64,
+}
+
+impl NewEntry {
+    pub fn write(self) {
+        let created = self.store.update(&self.key, |entry| {
+            let fresh = crate::agent::sessions::new_entry_with_file(
+                &self.id,
+                self.created_at,
+                &self.transcript,
+            );
+            for (k, v) in fresh {
+                entry.entry(k).or_insert(v);
+            }
+        });
+        if let Err(e) = created {
+            log::warn!(target: "agent", "failed to create session {}: {e}", self.key);
+        }
+    }
+}
+
+/// The session's id and transcript path. No entry: a new id, its entry to be written by the
+/// caller. A stale entry (`session.reset` daily/idle rules): a new id written now, the rest of
+/// the entry kept as upstream's reset does.
+pub fn session_of(store: &SessionStore, key: &str, config: &Value) -> SessionChoice {
     let entry = store.get(key);
     let current = entry.as_ref().and_then(|e| {
         let id = e.get("sessionId")?.as_str()?.to_string();
         Some(id)
     });
     let Some(id) = current else {
-        // Written now, not with the result: the session's next turn may start before this
-        // turn's usage update lands, and must find the same session.
         let id = crate::util::uuid_v4();
-        let path = store.transcript_path(&id, None);
-        let now = now_ms();
-        let created = store.update(key, |entry| {
-            let fresh = crate::agent::sessions::new_entry_with_file(&id, now, &path);
-            for (k, v) in fresh {
-                entry.entry(k).or_insert(v);
-            }
-        });
-        if let Err(e) = created {
-            log::warn!(target: "agent", "failed to create session {key}: {e}");
-        }
-        return (id, path);
+        let transcript = store.transcript_path(&id, None);
+        let new_entry = NewEntry {
+            store: store.clone(),
+            key: key.to_string(),
+            id: id.clone(),
+            transcript: transcript.clone(),
+            created_at: now_ms(),
+        };
+        return SessionChoice {
+            id,
+            transcript,
+            new_entry: Some(new_entry),
+        };
+    };
+    let existing = |(id, transcript)| SessionChoice {
+        id,
+        transcript,
+        new_entry: None,
     };
     let is_group = key.contains(":group:") || key.contains(":channel:");
     let is_thread = key.contains(":thread:") || key.contains(":topic:");
@@ -51,14 +92,14 @@ pub fn session_of(store: &SessionStore, key: &str, config: &Value) -> (String, P
     if decision.new_session {
         if let Some(fresh) = start_new_session(store, key) {
             log::info!(target: "agent", "session {key} was stale ({:?}); started a new one", decision.freshness);
-            return fresh;
+            return existing(fresh);
         }
     }
     let path = entry
         .as_ref()
         .and_then(|e| store.transcript_path_for(e))
         .unwrap_or_else(|| store.transcript_path(&id, None));
-    (id, path)
+    existing((id, path))
 }
 
 /// Replaces the key's session with a new id and transcript; `None` if the store cannot be

@@ -7,12 +7,20 @@ use serde_json::{Number, Value};
 /// Integers print exactly, even beyond 2^53 where JavaScript would already have rounded them.
 pub fn to_pretty_string(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, value, 0);
+    write_value(&mut out, value, Some(0));
     out.push('\n');
     out
 }
 
-fn write_value(out: &mut String, value: &Value, indent: usize) {
+/// `JSON.stringify(value)`: the same strings and numbers, no whitespace, no trailing newline.
+pub fn to_compact_string(value: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    write_value(&mut out, value, None);
+    out
+}
+
+/// `indent`: the nesting depth for the pretty layout, `None` for the compact one.
+fn write_value(out: &mut String, value: &Value, indent: Option<usize>) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -28,31 +36,43 @@ fn write_value(out: &mut String, value: &Value, indent: usize) {
     }
 }
 
-/// One member per line, indented two spaces per level; empty containers stay on one line.
+/// Pretty: one member per line, indented two spaces per level; empty containers stay on one
+/// line. Compact: members separated by `,` alone and keys by `:`.
 fn write_members<'a>(
     out: &mut String,
     brackets: &str,
-    indent: usize,
+    indent: Option<usize>,
     members: impl Iterator<Item = (Option<&'a str>, &'a Value)>,
 ) {
     let (open, close) = brackets.split_at(1);
     out.push_str(open);
     let mut any = false;
+    let inner = indent.map(|n| n + 1);
     for (key, value) in members {
-        out.push_str(if any { ",\n" } else { "\n" });
-        out.push_str(&"  ".repeat(indent + 1));
+        if any {
+            out.push(',');
+        }
+        new_line(out, inner);
         if let Some(key) = key {
             write_string(out, key);
-            out.push_str(": ");
+            out.push_str(if indent.is_some() { ": " } else { ":" });
         }
-        write_value(out, value, indent + 1);
+        write_value(out, value, inner);
         any = true;
     }
     if any {
-        out.push('\n');
-        out.push_str(&"  ".repeat(indent));
+        new_line(out, indent);
     }
     out.push_str(close);
+}
+
+fn new_line(out: &mut String, indent: Option<usize>) {
+    if let Some(n) = indent {
+        out.push('\n');
+        for _ in 0..n {
+            out.push_str("  ");
+        }
+    }
 }
 
 /// A JSON string literal with JSON.stringify's escapes; all else, non-ASCII included, stays raw.
@@ -188,6 +208,18 @@ mod tests {
             to_pretty_string(&json!([u64::MAX, i64::MIN])),
             format!("[\n  {},\n  {}\n]\n", u64::MAX, i64::MIN)
         );
+    }
+
+    #[test]
+    fn compact_is_pretty_without_layout() {
+        let value =
+            json!({"a": [1, {"b": null}, [], {}], "s": "x: y, \"z\"\n", "n": [0.5, 1e21, -3]});
+        assert_eq!(
+            to_compact_string(&value),
+            r#"{"a":[1,{"b":null},[],{}],"s":"x: y, \"z\"\n","n":[0.5,1e+21,-3]}"#
+        );
+        assert_eq!(to_compact_string(&json!({})), "{}");
+        assert_eq!(to_compact_string(&json!([])), "[]");
     }
 
     #[test]

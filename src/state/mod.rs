@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod lock;
 pub mod paths;
+pub mod stamp;
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -40,7 +40,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use wire::{canned, render, Wire};
@@ -292,23 +292,45 @@ impl Drop for FakeLlm {
     }
 }
 
+/// Each connection goes to a handler thread started before it arrived, so the fake's own
+/// thread start is never inside the time it reports for a request (benchmarks subtract that
+/// time as the provider's).
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut spare = spawn_handler(&shared);
     for conn in listener.incoming() {
         if shared.stopping() {
-            return;
+            break;
         }
         let Ok(stream) = conn else { continue };
-        let s = shared.clone();
         let clone = stream.try_clone().ok();
-        let handle = thread::Builder::new()
-            .name("fake-llm-conn".into())
-            .spawn(move || handle_conn(stream, &s));
-        let mut st = shared.lock();
-        st.conns.extend(clone);
-        if let Ok(h) = handle {
-            st.handlers.push(h);
+        let handler = spare.take().or_else(|| spawn_handler(&shared));
+        if let Some((tx, handle)) = handler {
+            let _ = tx.send(stream);
+            let mut st = shared.lock();
+            st.conns.extend(clone);
+            st.handlers.push(handle);
         }
+        spare = spawn_handler(&shared);
     }
+    // The unused spare ends when its sender goes.
+    if let Some((tx, handle)) = spare {
+        drop(tx);
+        let _ = handle.join();
+    }
+}
+
+fn spawn_handler(shared: &Arc<Shared>) -> Option<(mpsc::Sender<TcpStream>, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<TcpStream>();
+    let s = shared.clone();
+    let handle = thread::Builder::new()
+        .name("fake-llm-conn".into())
+        .spawn(move || {
+            if let Ok(stream) = rx.recv() {
+                handle_conn(stream, &s);
+            }
+        })
+        .ok()?;
+    Some((tx, handle))
 }
 
 fn handle_conn(mut stream: TcpStream, shared: &Shared) {

@@ -31,3 +31,5 @@ mod openai_sdk;
 mod pairing;
 /// sessions.patch/reset/delete/preview/resolve/compact against a seeded store and transcript.
 mod sessions;
+/// In-memory copies between turns never hide changes made on disk.
+mod turn_caches;

@@ -5,7 +5,9 @@
 //! `models.list` payload.
 
 use std::cmp::Ordering;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use crate::config::Snapshot;
 
 use serde_json::{json, Map, Value};
 
@@ -190,7 +192,25 @@ pub struct Registry {
     pub models: Vec<ResolvedModel>,
 }
 
+/// The registry of the newest config snapshot a turn used: built once per config load rather
+/// than once per turn (it copies the whole built-in catalog).
+static SHARED: parking_lot::Mutex<Option<(std::sync::Weak<Snapshot>, Arc<Registry>)>> =
+    parking_lot::Mutex::new(None);
+
 impl Registry {
+    /// `from_config(&snapshot.config)`, shared by every turn on the same snapshot.
+    pub fn for_snapshot(snapshot: &Arc<Snapshot>) -> Arc<Registry> {
+        let mut slot = SHARED.lock();
+        if let Some((of, registry)) = slot.as_ref() {
+            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(snapshot)) && of.strong_count() > 0 {
+                return registry.clone();
+            }
+        }
+        let registry = Arc::new(Registry::from_config(&snapshot.config));
+        *slot = Some((Arc::downgrade(snapshot), registry.clone()));
+        registry
+    }
+
     pub fn from_config(config: &Value) -> Registry {
         let providers = providers_cfg(config);
         let entry = |p: &str| {

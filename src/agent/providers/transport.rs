@@ -12,9 +12,14 @@
 use super::error::ProviderError;
 use super::sse::{SseError, SseEvent, SseReader};
 use super::AbortSignal;
-use crossbeam_channel::{after, bounded, select, Receiver};
-use std::io::Read;
+use crossbeam_channel::{after, bounded, select, Receiver, Sender};
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Agent;
 
 /// Frames buffered between the helper and the decoder; the helper blocks (and the socket's
@@ -60,68 +65,161 @@ enum Wire {
     Fail(ProviderError),
 }
 
+/// What the caller hears while the exchange runs.
+pub(crate) enum Pumped {
+    /// The request is with the HTTP thread: the caller may do other work until the first frame.
+    Dispatched,
+    Frame(SseEvent),
+}
+
 /// Runs the exchange; `on_frame` returns `Ok(true)` once the stream is logically complete.
 pub(crate) fn exchange(
     call: HttpCall,
     abort: &AbortSignal,
-    on_frame: &mut dyn FnMut(SseEvent) -> Result<bool, ProviderError>,
+    on_frame: &mut dyn FnMut(Pumped) -> Result<bool, ProviderError>,
 ) -> Exchange {
     if abort.is_aborted() {
         return Exchange::Aborted;
     }
-    let timeout = call.timeout;
-    let agent = make_agent(timeout);
+    let helper = match Helper::take() {
+        Ok(h) => h,
+        Err(e) => {
+            log::warn!("provider: cannot start the HTTP thread: {e}");
+            return Exchange::Failed(ProviderError::connection());
+        }
+    };
     let (abort_tx, abort_rx) = bounded::<()>(1);
     let _hook = {
-        let agent = agent.clone();
+        let agent = helper.agent.clone();
         abort.on_abort(move || {
             let _ = abort_tx.try_send(());
             agent.shutdown();
         })
     };
+    let timeout = call.timeout;
     let (tx, rx) = bounded::<Wire>(FRAME_QUEUE);
-    let worker = agent.clone();
-    let spawned =
-        crate::threads::spawn_named("llm-http", crate::threads::STACK_PARSER, move || {
-            run_call(&worker, call, &tx)
-        });
-    let result = match spawned {
-        Ok(_) => pump(&rx, &abort_rx, timeout, on_frame),
-        Err(e) => {
-            log::warn!("provider: cannot start the HTTP thread: {e}");
-            Exchange::Failed(ProviderError::connection())
+    let result = match helper.calls.send((call, tx)) {
+        Ok(()) => {
+            // The clock starts before the caller's side work, which must not stretch it.
+            let deadline = after(timeout);
+            let _ = on_frame(Pumped::Dispatched);
+            Helper::prepare_spare();
+            pump(&rx, &abort_rx, &deadline, on_frame)
         }
+        // The helper is gone (it cannot have started a request).
+        Err(_) => Exchange::Failed(ProviderError::connection()),
     };
     // Unblock the helper whatever happened (a no-op if it already finished).
-    agent.shutdown();
+    helper.agent.shutdown();
     if abort.is_aborted() {
         return Exchange::Aborted;
     }
     result
 }
 
-fn make_agent(timeout: Duration) -> Agent {
+/// An HTTP thread with its own agent, started before its exchange and waiting for the call:
+/// each worker thread keeps one spare, started while the current exchange waits on the
+/// provider, so no turn pays for building an agent and spawning a thread. One exchange per
+/// helper, because an abort shuts the agent down.
+struct Helper {
+    agent: Agent,
+    calls: Sender<(HttpCall, Sender<Wire>)>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Option<Helper>> = const { RefCell::new(None) };
+}
+
+impl Helper {
+    fn start() -> io::Result<Helper> {
+        let agent = make_agent();
+        let (calls, inbox) = bounded::<(HttpCall, Sender<Wire>)>(1);
+        let worker = agent.clone();
+        // The spare waits with an empty inbox until its call comes; when the worker thread
+        // ends, its spare's sender drops and the helper returns.
+        crate::threads::spawn_named("llm-http", crate::threads::STACK_PARSER, move || {
+            if let Ok((call, tx)) = inbox.recv() {
+                run_call(&worker, call, &tx);
+            }
+        })?;
+        Ok(Helper { agent, calls })
+    }
+
+    fn take() -> io::Result<Helper> {
+        match SPARE.with(|s| s.borrow_mut().take()) {
+            Some(h) => Ok(h),
+            None => Helper::start(),
+        }
+    }
+
+    fn prepare_spare() {
+        SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.is_none() {
+                *spare = Helper::start().ok();
+            }
+        });
+    }
+}
+
+/// Timeouts are per request (`run_call`), so a spare agent suits any call.
+fn make_agent() -> Agent {
     let config = Agent::config_builder()
         .http_status_as_error(false)
-        // The caller enforces `timeout` itself; ureq's copy, a little later, only bounds the helper.
-        .timeout_global(Some(timeout + Duration::from_secs(1)))
-        .timeout_connect(Some(timeout.min(CONNECT_TIMEOUT)))
         .max_idle_connections(0)
         .build();
-    Agent::new_with_config(config)
+    Agent::with_parts(config, DefaultConnector::new(), LiteralFirst::default())
+}
+
+/// ureq's resolver starts a thread for every lookup that has a timeout; an IP-literal host (a
+/// local model server, the test fakes) needs no lookup at all. Names still go to ureq's.
+#[derive(Debug, Default)]
+struct LiteralFirst(DefaultResolver);
+
+impl Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        match ip_literal(uri) {
+            Some(addr) => {
+                let mut found = self.empty();
+                found.push(addr);
+                Ok(found)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
+fn ip_literal(uri: &Uri) -> Option<SocketAddr> {
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = host.parse().ok()?;
+    let port = match (uri.port_u16(), uri.scheme_str()) {
+        (Some(port), _) => port,
+        (None, Some("https")) => 443,
+        (None, Some("http")) => 80,
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 fn pump(
     rx: &Receiver<Wire>,
     abort_rx: &Receiver<()>,
-    timeout: Duration,
-    on_frame: &mut dyn FnMut(SseEvent) -> Result<bool, ProviderError>,
+    deadline: &Receiver<std::time::Instant>,
+    on_frame: &mut dyn FnMut(Pumped) -> Result<bool, ProviderError>,
 ) -> Exchange {
-    let deadline = after(timeout);
     loop {
         select! {
             recv(rx) -> msg => match msg {
-                Ok(Wire::Frame(ev)) => match on_frame(ev) {
+                Ok(Wire::Frame(ev)) => match on_frame(Pumped::Frame(ev)) {
                     Ok(true) => return Exchange::Complete,
                     Ok(false) => {}
                     Err(e) => return Exchange::Failed(e),
@@ -141,8 +239,14 @@ fn pump(
 }
 
 /// Helper thread body. Every send may fail once the caller has gone; that just ends the thread.
-fn run_call(agent: &Agent, call: HttpCall, tx: &crossbeam_channel::Sender<Wire>) {
-    let mut req = agent.post(&call.url);
+fn run_call(agent: &Agent, call: HttpCall, tx: &Sender<Wire>) {
+    // The caller enforces `timeout` itself; ureq's copy, a little later, only bounds the helper.
+    let mut req = agent
+        .post(&call.url)
+        .config()
+        .timeout_global(Some(call.timeout + Duration::from_secs(1)))
+        .timeout_connect(Some(call.timeout.min(CONNECT_TIMEOUT)))
+        .build();
     for (k, v) in &call.headers {
         req = req.header(k.as_str(), v.as_str());
     }

@@ -1,0 +1,122 @@
+//! Per-process memos for the system prompt: each workspace's bootstrap files as last read
+//! (read again when any of them changes on disk) and the last prompts built (built again when
+//! any input differs). A turn then costs a few `stat`s instead of reading, truncating and
+//! formatting the same files every time.
+
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+use crate::agent::bootstrap::{self, BootstrapFile, ContextFile};
+use crate::agent::prompt::{self, PromptParams};
+use crate::state::stamp::Stamp;
+
+/// Workspaces and prompts remembered; a gateway with more agents rebuilds the least recent.
+const MAX_WORKSPACES: usize = 8;
+const MAX_PROMPTS: usize = 8;
+
+#[derive(PartialEq)]
+struct ContextKey {
+    dir: String,
+    subagent: bool,
+    max_chars: usize,
+    /// One per candidate file, `None` for an absent one.
+    stamps: Vec<Option<Stamp>>,
+}
+
+type Context = (Vec<BootstrapFile>, Vec<ContextFile>);
+
+static CONTEXTS: Mutex<Vec<(ContextKey, Arc<Context>)>> = Mutex::new(Vec::new());
+static PROMPTS: Mutex<Vec<(PromptParams, Arc<str>)>> = Mutex::new(Vec::new());
+
+/// `bootstrap::resolve_bootstrap_context`, from memory while no candidate file changed.
+pub fn bootstrap_context(dir: &str, session_key: Option<&str>, max_chars: usize) -> Context {
+    // Stamped before reading: a file changed meanwhile is read again next time.
+    let key = ContextKey {
+        dir: dir.to_string(),
+        subagent: session_key.is_some_and(bootstrap::is_subagent_session_key),
+        max_chars,
+        stamps: bootstrap::bootstrap_candidates(dir)
+            .iter()
+            .map(|p| Stamp::of_path(p))
+            .collect(),
+    };
+    if let Some(hit) = remembered(&CONTEXTS, &key) {
+        return (*hit).clone();
+    }
+    let built = bootstrap::resolve_bootstrap_context(dir, session_key, max_chars);
+    remember(&CONTEXTS, key, Arc::new(built.clone()), MAX_WORKSPACES);
+    built
+}
+
+/// `prompt::build_system_prompt`, from memory for inputs seen before.
+pub fn system_prompt(params: PromptParams) -> String {
+    if let Some(hit) = remembered(&PROMPTS, &params) {
+        return hit.to_string();
+    }
+    let built = prompt::build_system_prompt(&params);
+    remember(&PROMPTS, params, Arc::from(built.as_str()), MAX_PROMPTS);
+    built
+}
+
+fn remembered<K: PartialEq, V: ?Sized>(memo: &Mutex<Vec<(K, Arc<V>)>>, key: &K) -> Option<Arc<V>> {
+    let mut memo = memo.lock();
+    let i = memo.iter().position(|(k, _)| k == key)?;
+    // Most recently used last.
+    let hit = memo.remove(i);
+    let value = hit.1.clone();
+    memo.push(hit);
+    Some(value)
+}
+
+fn remember<K, V: ?Sized>(memo: &Mutex<Vec<(K, Arc<V>)>>, key: K, value: Arc<V>, max: usize) {
+    let mut memo = memo.lock();
+    if memo.len() >= max {
+        memo.remove(0);
+    }
+    memo.push((key, value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn an_edited_bootstrap_file_is_read_again() {
+        let dir = std::env::temp_dir().join(format!("moltbot-pc-{}", crate::util::uuid_v4()));
+        fs::create_dir_all(&dir).unwrap();
+        let ws = dir.to_string_lossy().into_owned();
+        fs::write(dir.join("AGENTS.md"), "first rules").unwrap();
+        let content = |ctx: &Context| {
+            ctx.1
+                .iter()
+                .find(|f| f.path == "AGENTS.md")
+                .map(|f| f.content.clone())
+        };
+        let first = bootstrap_context(&ws, None, 20_000);
+        assert_eq!(content(&first).as_deref(), Some("first rules"));
+        assert_eq!(
+            bootstrap_context(&ws, None, 20_000),
+            first,
+            "served from memory"
+        );
+        fs::write(dir.join("AGENTS.md"), "second rules, longer").unwrap();
+        let second = bootstrap_context(&ws, None, 20_000);
+        assert_eq!(content(&second).as_deref(), Some("second rules, longer"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_changed_input_builds_a_new_prompt() {
+        let mut params = PromptParams {
+            workspace_dir: "/w".into(),
+            ..Default::default()
+        };
+        let first = system_prompt(params.clone());
+        assert_eq!(first, prompt::build_system_prompt(&params));
+        params.extra_system_prompt = Some("Be brief.".into());
+        let second = system_prompt(params.clone());
+        assert_ne!(first, second);
+        assert_eq!(second, prompt::build_system_prompt(&params));
+    }
+}
