@@ -11,7 +11,6 @@ mod lock;
 use lock::StoreLock;
 #[path = "sessions_cache.rs"]
 mod cache;
-use cache::Stamp;
 
 use crate::routing::normalize_channel_id;
 use serde_json::{json, Map, Value};
@@ -116,13 +115,23 @@ impl SessionStore {
         &self,
         f: impl FnOnce(&mut Map<String, Value>) -> T,
     ) -> Result<T, StoreError> {
+        self.update_store_touching(None, f)
+    }
+
+    /// `update_store` for a closure that changes only the entry `touched` (when `Some`).
+    fn update_store_touching<T>(
+        &self,
+        touched: Option<&str>,
+        f: impl FnOnce(&mut Map<String, Value>) -> T,
+    ) -> Result<T, StoreError> {
         let _guard = self.lock()?;
         let (mut store, state) = self.read_for_update();
+        let touched = touched.filter(|_| matches!(state, ReadState::Saved));
         if let ReadState::Corrupt(text) = state {
             self.preserve_corrupt(&text);
         }
         let out = f(&mut store);
-        self.save(store)?;
+        self.save(store, touched)?;
         Ok(out)
     }
 
@@ -134,7 +143,7 @@ impl SessionStore {
         key: &str,
         f: impl FnOnce(&mut Map<String, Value>),
     ) -> Result<Value, StoreError> {
-        self.update_store(|store| {
+        self.update_store_touching(Some(key), |store| {
             // Edit in place so the entry keeps its position in the file.
             let slot = store.entry(key.to_string()).or_insert_with(|| json!({}));
             if !slot.is_object() {
@@ -151,7 +160,7 @@ impl SessionStore {
     /// Upstream `mergeSessionEntry` under the lock: `{...existing, ...patch}` with `sessionId`
     /// kept (or minted) and `updatedAt = max(existing, patch, now)`. Creates missing entries.
     pub fn merge_entry(&self, key: &str, patch: Map<String, Value>) -> Result<Value, StoreError> {
-        self.update_store(|store| {
+        self.update_store_touching(Some(key), |store| {
             let existing = store.get(key).cloned().and_then(into_object);
             let merged = Value::Object(merge_session_entry(existing, patch));
             store.insert(key.to_string(), merged.clone());
@@ -167,7 +176,8 @@ impl SessionStore {
         patch: impl FnOnce(&Map<String, Value>) -> Option<Map<String, Value>>,
     ) -> Result<Option<Value>, StoreError> {
         let _guard = self.lock()?;
-        let (mut store, _) = self.read_for_update();
+        let (mut store, state) = self.read_for_update();
+        let touched = Some(key).filter(|_| matches!(state, ReadState::Saved));
         let Some(existing) = store.get(key).and_then(Value::as_object).cloned() else {
             return Ok(None);
         };
@@ -176,13 +186,13 @@ impl SessionStore {
         };
         let merged = Value::Object(merge_session_entry(Some(existing), patch));
         store.insert(key.to_string(), merged.clone());
-        self.save(store)?;
+        self.save(store, touched)?;
         Ok(Some(merged))
     }
 
     /// Removes an entry; returns it if it existed. Transcripts are left alone.
     pub fn delete(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        self.update_store(|store| store.shift_remove(key))
+        self.update_store_touching(Some(key), |store| store.shift_remove(key))
     }
 
     /// `<sessions dir>/<sessionId>.jsonl`, or `<sessionId>-topic-<threadId>.jsonl` for Telegram
@@ -221,10 +231,16 @@ impl SessionStore {
     }
 
     /// Upstream normalises delivery fields on every save, then writes 2-space JSON, no newline.
-    /// The saved store becomes the cached one; the lock is held, so the stamp taken after the
+    /// A store this process saved last is normalised already, so only the `touched` entry is
+    /// normalised again (the same output for a fraction of the work on a large store). The
+    /// saved store becomes the cached one; the lock is held, so the stamp taken after the
     /// rename is this write's.
-    fn save(&self, mut store: Map<String, Value>) -> io::Result<()> {
-        for entry in store.values_mut() {
+    fn save(&self, mut store: Map<String, Value>, touched: Option<&str>) -> io::Result<()> {
+        let entries: Box<dyn Iterator<Item = &mut Value>> = match touched {
+            Some(key) => Box::new(store.get_mut(key).into_iter()),
+            None => Box::new(store.values_mut()),
+        };
+        for entry in entries {
             if let Some(obj) = entry.as_object_mut() {
                 normalize_entry_delivery(obj);
             }
@@ -235,12 +251,8 @@ impl SessionStore {
         let text =
             serde_json::to_string_pretty(&store).map_err(|e| io::Error::other(e.to_string()))?;
         // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
-        crate::state::atomic::write_private_unsynced(&self.path, text.as_bytes())?;
-        match Stamp::of_path(&self.path) {
-            Some(stamp) => cache::put(&self.path, stamp, Arc::new(store)),
-            None => cache::forget(&self.path),
-        }
-        Ok(())
+        let staged = crate::state::atomic::stage_private_unsynced(&self.path, text.as_bytes())?;
+        cache::commit_saved(&self.path, staged, store)
     }
 
     /// Upstream silently replaces an unparseable store with the next write; keep a copy first.
@@ -301,19 +313,20 @@ pub fn merge_session_entry(
 enum ReadState {
     Missing,
     Parsed,
+    /// The store as this process last saved it (from the cache).
+    Saved,
     Corrupt(String),
 }
 
 /// The store as parsed, from the cache when the file is the version cached (stamped from the
 /// open handle, so the stamp is that of the bytes read).
 fn read_store(path: &Path) -> (Arc<Map<String, Value>>, ReadState) {
-    let Ok(mut file) = fs::File::open(path) else {
-        return (Arc::default(), ReadState::Missing);
+    let (mut file, stamp) = match cache::lookup(path) {
+        cache::Lookup::Hit(store, true) => return (store, ReadState::Saved),
+        cache::Lookup::Hit(store, false) => return (store, ReadState::Parsed),
+        cache::Lookup::Missing => return (Arc::default(), ReadState::Missing),
+        cache::Lookup::Miss(file, stamp) => (file, stamp),
     };
-    let stamp = file.metadata().ok().map(|m| Stamp::of(&m));
-    if let Some(hit) = stamp.and_then(|s| cache::get(path, s)) {
-        return (hit, ReadState::Parsed);
-    }
     let mut text = String::new();
     if file.read_to_string(&mut text).is_err() {
         return (Arc::default(), ReadState::Missing);
@@ -321,7 +334,7 @@ fn read_store(path: &Path) -> (Arc<Map<String, Value>>, ReadState) {
     let (store, state) = parse_store(text);
     let store = Arc::new(store);
     if let (Some(stamp), ReadState::Parsed) = (stamp, &state) {
-        cache::put(path, stamp, store.clone());
+        cache::put_parsed(path, stamp, store.clone());
     }
     (store, state)
 }

@@ -3,13 +3,21 @@
 //! re-parsing a store of hundreds of sessions, yet a write by any other process (upstream's
 //! CLI on the same state dir) changes the identity and is read afresh. Upstream keeps a similar
 //! copy for 45 s without checking the file; this one is never stale.
+//!
+//! Readers open and stamp the file under the cache's lock, and this process's saves rename
+//! their new version into place under it too, so a reader sees a save either wholly before
+//! (old file, old copy) or wholly after (new file, new copy), never the new file without its
+//! copy, which would cost it a full parse.
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use crate::state::stamp::Stamp;
+use crate::state::atomic::Staged;
+use crate::state::stamp::Stamp;
 
 /// One store per agent; a gateway with more agents than this re-reads the least recent.
 const MAX_STORES: usize = 16;
@@ -20,42 +28,95 @@ struct Cached {
     path: PathBuf,
     stamp: Stamp,
     store: Arc<Store>,
+    /// Saved by this process (normalised), rather than parsed from another writer's file.
+    saved: bool,
 }
 
 /// Most recently used last. A few entries at most, so a Vec beats a map.
 static CACHE: Mutex<Vec<Cached>> = Mutex::new(Vec::new());
 
-/// The cached store, if it is the version of the file with this stamp.
-pub fn get(path: &Path, stamp: Stamp) -> Option<Arc<Store>> {
-    let mut cache = CACHE.lock();
-    let i = cache.iter().position(|c| c.path == path)?;
-    if cache[i].stamp != stamp {
-        cache.remove(i);
-        return None;
-    }
-    let hit = cache.remove(i);
-    let store = hit.store.clone();
-    cache.push(hit);
-    Some(store)
+pub enum Lookup {
+    /// The copy of the file as it is, and whether this process saved it.
+    Hit(Arc<Store>, bool),
+    /// Not cached (or changed): the opened file, to parse, and its stamp for `put_parsed`.
+    Miss(File, Option<Stamp>),
+    /// No file (or unreadable).
+    Missing,
 }
 
-/// Records `store` as the content of the file version `stamp`.
-pub fn put(path: &Path, stamp: Stamp, store: Arc<Store>) {
+pub fn lookup(path: &Path) -> Lookup {
     let mut cache = CACHE.lock();
-    cache.retain(|c| c.path != path);
+    let Ok(file) = File::open(path) else {
+        return Lookup::Missing;
+    };
+    let stamp = file.metadata().ok().map(|m| Stamp::of(&m));
+    let current = cache
+        .iter()
+        .position(|c| c.path == path && Some(c.stamp) == stamp);
+    match current {
+        Some(i) => {
+            let hit = cache.remove(i);
+            let found = Lookup::Hit(hit.store.clone(), hit.saved);
+            cache.push(hit);
+            found
+        }
+        None => Lookup::Miss(file, stamp),
+    }
+}
+
+/// Caches a store parsed from the file version `stamp`, unless a newer version replaced it
+/// while it was being parsed.
+pub fn put_parsed(path: &Path, stamp: Stamp, store: Arc<Store>) {
+    let mut cache = CACHE.lock();
+    if Stamp::of_path(path) != Some(stamp) {
+        return;
+    }
+    let old = insert(&mut cache, path, stamp, store, false);
+    drop(cache);
+    drop(old);
+}
+
+/// Puts this process's new version in place (the rename) and caches it, in one step.
+pub fn commit_saved(path: &Path, staged: Staged, store: Store) -> io::Result<()> {
+    let mut cache = CACHE.lock();
+    staged.commit()?;
+    let old = match Stamp::of_path(path) {
+        Some(stamp) => insert(&mut cache, path, stamp, Arc::new(store), true),
+        None => take(&mut cache, path),
+    };
+    drop(cache);
+    drop(old);
+    Ok(())
+}
+
+/// Returns what it replaced or evicted, for the caller to free after unlocking (a store of
+/// hundreds of sessions takes a while to free).
+fn insert(
+    cache: &mut Vec<Cached>,
+    path: &Path,
+    stamp: Stamp,
+    store: Arc<Store>,
+    saved: bool,
+) -> Vec<Cached> {
+    let mut old = take(cache, path);
     if cache.len() >= MAX_STORES {
-        cache.remove(0);
+        old.push(cache.remove(0));
     }
     cache.push(Cached {
         path: path.to_path_buf(),
         stamp,
         store,
+        saved,
     });
+    old
 }
 
-/// Forgets the path (a write whose result could not be stamped).
-pub fn forget(path: &Path) {
-    CACHE.lock().retain(|c| c.path != path);
+fn take(cache: &mut Vec<Cached>, path: &Path) -> Vec<Cached> {
+    let (gone, kept) = std::mem::take(cache)
+        .into_iter()
+        .partition(|c| c.path == path);
+    *cache = kept;
+    gone
 }
 
 #[cfg(test)]
@@ -63,22 +124,33 @@ mod tests {
     use super::*;
     use std::fs;
 
+    fn hit(path: &Path) -> bool {
+        matches!(lookup(path), Lookup::Hit(..))
+    }
+
     #[test]
     fn a_rewritten_file_is_not_served_from_the_cache() {
         let dir = std::env::temp_dir().join(format!("moltbot-cache-{}", crate::util::uuid_v4()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sessions.json");
         fs::write(&path, "{}").unwrap();
-        let first = Stamp::of_path(&path).unwrap();
-        put(&path, first, Arc::new(Store::new()));
-        assert!(get(&path, first).is_some());
+        assert!(!hit(&path));
+        put_parsed(
+            &path,
+            Stamp::of_path(&path).unwrap(),
+            Arc::new(Store::new()),
+        );
+        assert!(hit(&path));
         // Same length, new content, by rename as every writer does.
         fs::write(dir.join("tmp"), "[]").unwrap();
         fs::rename(dir.join("tmp"), &path).unwrap();
-        let second = Stamp::of_path(&path).unwrap();
-        assert_ne!(first, second);
-        assert!(get(&path, second).is_none());
-        assert!(get(&path, first).is_none(), "a mismatch evicts the entry");
+        assert!(!hit(&path));
+        // This process's save is cached as it lands.
+        let staged = crate::state::atomic::stage_private_unsynced(&path, b"{\"k\": {}}").unwrap();
+        let mut store = Store::new();
+        store.insert("k".into(), Value::Object(Map::new()));
+        commit_saved(&path, staged, store).unwrap();
+        assert!(matches!(lookup(&path), Lookup::Hit(s, true) if s.contains_key("k")));
         let _ = fs::remove_dir_all(&dir);
     }
 }

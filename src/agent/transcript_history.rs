@@ -353,45 +353,46 @@ pub(crate) fn pending_tool_calls(branch: &[&Entry]) -> Vec<(String, Option<Strin
 /// moltbot's `repairToolUseResultPairing`: each assistant tool-call turn is followed directly by
 /// one result per call (moved up from later in its span, or synthesised); free-floating and
 /// duplicate results are dropped.
-pub fn repair_tool_use_result_pairing(messages: Vec<Value>) -> Vec<Value> {
+pub fn repair_tool_use_result_pairing(mut messages: Vec<Value>) -> Vec<Value> {
     let mut out = Vec::with_capacity(messages.len());
     let mut seen: HashSet<String> = HashSet::new();
     let mut i = 0;
+    // Each message is moved out once (a long history is not copied again).
     while i < messages.len() {
-        let msg = &messages[i];
+        let msg = std::mem::take(&mut messages[i]);
         i += 1;
-        match role(msg) {
+        match role(&msg) {
             Some("assistant") => {}
             Some("toolResult") if msg.is_object() => continue,
             _ => {
-                out.push(msg.clone());
+                out.push(msg);
                 continue;
             }
         }
-        let calls = tool_calls(msg);
+        let calls = tool_calls(&msg);
         if calls.is_empty() {
-            out.push(msg.clone());
+            out.push(msg);
             continue;
         }
         let ids: HashSet<&str> = calls.iter().map(|(id, _)| id.as_str()).collect();
         let mut found: Vec<(String, Value)> = Vec::new();
         let mut remainder = Vec::new();
         while i < messages.len() && role(&messages[i]) != Some("assistant") {
-            let next = &messages[i];
+            let next = std::mem::take(&mut messages[i]);
             i += 1;
-            if role(next) != Some("toolResult") {
-                remainder.push(next.clone());
+            if role(&next) != Some("toolResult") {
+                remainder.push(next);
                 continue;
             }
-            let id = tool_result_id(next).filter(|id| ids.contains(id.as_str()));
+            let id = tool_result_id(&next).filter(|id| ids.contains(id.as_str()));
             // Matching results are kept once; anything else in the span is an orphan.
             if let Some(id) = id {
                 if !seen.contains(&id) && !found.iter().any(|(f, _)| *f == id) {
-                    found.push((id, next.clone()));
+                    found.push((id, next));
                 }
             }
         }
-        out.push(msg.clone());
+        out.push(msg);
         for (id, name) in &calls {
             let result = found.iter().find(|(f, _)| f == id).map(|(_, r)| r.clone());
             let result = result.unwrap_or_else(|| missing_tool_result(id, name.as_deref()));

@@ -20,6 +20,49 @@ pub fn write_private_unsynced(path: &Path, data: &[u8]) -> io::Result<()> {
     write_with(path, data, false)
 }
 
+/// The unsynced write in two steps: the temp file now, the rename when `commit` is called (a
+/// caller that must do something at the very moment the new version appears). Dropped without
+/// a commit, the temp file is removed.
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+pub fn stage_private_unsynced(path: &Path, data: &[u8]) -> io::Result<Staged> {
+    if let Some(dir) = path.parent() {
+        super::mkdir_private(dir)?;
+    }
+    let staged = Staged {
+        tmp: temp_path(path),
+        path: path.to_path_buf(),
+        committed: false,
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&staged.tmp)?;
+    f.write_all(data)?;
+    Ok(staged)
+}
+
+impl Staged {
+    pub fn commit(mut self) -> io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 fn write_with(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         super::mkdir_private(dir)?;

@@ -1,6 +1,7 @@
 //! One streaming HTTP exchange with ureq: a helper thread does the blocking I/O and SSE framing,
 //! the caller's thread decodes frames and waits on three things at once — the next frame, the
-//! abort signal and the request deadline.
+//! abort signal and the request deadline. Helpers are started one exchange ahead (`Helper`), and
+//! an IP-literal host skips ureq's per-lookup resolver thread (`LiteralFirst`).
 //!
 //! Abort: the signal's hook shuts the exchange's private ureq `Agent` down (`Agent::shutdown`
 //! shuts its sockets, so a read blocked on a silent server returns at once) and wakes the
