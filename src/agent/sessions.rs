@@ -11,12 +11,15 @@ mod lock;
 use lock::StoreLock;
 #[path = "sessions_cache.rs"]
 mod cache;
+#[path = "sessions_read.rs"]
+mod read;
+use read::{read_store, ReadState};
 
 use crate::routing::normalize_channel_id;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,74 +313,6 @@ pub fn merge_session_entry(
     out
 }
 
-enum ReadState {
-    Missing,
-    Parsed,
-    /// The store as this process last saved it (from the cache).
-    Saved,
-    Corrupt(String),
-}
-
-/// The store as parsed, from the cache when the file is the version cached (stamped from the
-/// open handle, so the stamp is that of the bytes read).
-fn read_store(path: &Path) -> (Arc<Map<String, Value>>, ReadState) {
-    let (mut file, stamp) = match cache::lookup(path) {
-        cache::Lookup::Hit(store, true) => return (store, ReadState::Saved),
-        cache::Lookup::Hit(store, false) => return (store, ReadState::Parsed),
-        cache::Lookup::Missing => return (Arc::default(), ReadState::Missing),
-        cache::Lookup::Miss(file, stamp) => (file, stamp),
-    };
-    let mut text = String::new();
-    if file.read_to_string(&mut text).is_err() {
-        return (Arc::default(), ReadState::Missing);
-    }
-    let (store, state) = parse_store(text);
-    let store = Arc::new(store);
-    if let (Some(stamp), ReadState::Parsed) = (stamp, &state) {
-        cache::put_parsed(path, stamp, store.clone());
-    }
-    (store, state)
-}
-
-fn parse_store(text: String) -> (Map<String, Value>, ReadState) {
-    // Both writers produce plain JSON, which serde_json reads several times faster than the
-    // JSON5 parser; JSON5 remains the fallback for hand-edited files (upstream reads JSON5).
-    let parsed = serde_json::from_str::<Value>(&text)
-        .ok()
-        .or_else(|| crate::config::json5::parse(&text).ok().map(|p| p.value));
-    let mut store = match parsed {
-        Some(value) => into_object(value).unwrap_or_default(),
-        None if text.trim().is_empty() => return (Map::new(), ReadState::Parsed),
-        None => return (Map::new(), ReadState::Corrupt(text)),
-    };
-    for entry in store.values_mut() {
-        if let Some(obj) = entry.as_object_mut() {
-            migrate_legacy_fields(obj);
-        }
-    }
-    (store, ReadState::Parsed)
-}
-
-/// provider→channel, lastProvider→lastChannel, room→groupChannel (a stray `room` is dropped).
-fn migrate_legacy_fields(entry: &mut Map<String, Value>) {
-    rename_if_absent(entry, "provider", "channel");
-    rename_if_absent(entry, "lastProvider", "lastChannel");
-    if !rename_if_absent(entry, "room", "groupChannel") {
-        entry.shift_remove("room");
-    }
-}
-
-fn rename_if_absent(entry: &mut Map<String, Value>, old: &str, new: &str) -> bool {
-    let new_is_string = entry.get(new).is_some_and(Value::is_string);
-    if new_is_string || !entry.get(old).is_some_and(Value::is_string) {
-        return false;
-    }
-    if let Some(v) = entry.shift_remove(old) {
-        entry.insert(new.to_string(), v);
-    }
-    true
-}
-
 /// Upstream `normalizeSessionEntryDelivery`: `deliveryContext` and the `last*` fields are
 /// recomputed from each other (last* first, then the context) and rewritten when they differ.
 fn normalize_entry_delivery(entry: &mut Map<String, Value>) {
@@ -547,22 +482,6 @@ mod tests {
         fs::write(store.path(), "{a: {sessionId: 'x', updatedAt: 1,},}").unwrap();
         assert_eq!(store.get("a").unwrap()["sessionId"], "x");
         fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn legacy_renames() {
-        let mut e = json!({"provider": "discord", "lastProvider": "telegram", "room": "#x"});
-        migrate_legacy_fields(e.as_object_mut().unwrap());
-        assert_eq!(
-            e,
-            json!({"channel": "discord", "lastChannel": "telegram", "groupChannel": "#x"})
-        );
-        let mut e = json!({"channel": "a", "provider": "b", "groupChannel": "#g", "room": "#r"});
-        migrate_legacy_fields(e.as_object_mut().unwrap());
-        assert_eq!(
-            e,
-            json!({"channel": "a", "provider": "b", "groupChannel": "#g"})
-        );
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! Reading `sessions.json`: upstream's tolerant parse (JSON, then JSON5; anything else reads as
+//! empty and is set aside by the next write; legacy field names renamed), through the
+//! in-process copy kept by `sessions_cache.rs`.
+
+use serde_json::{Map, Value};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::cache;
+use super::into_object;
+
+pub(super) enum ReadState {
+    Missing,
+    Parsed,
+    /// The store as this process last saved it (from the cache).
+    Saved,
+    Corrupt(String),
+}
+
+/// The store as parsed, from the cache when the file is the version cached (stamped from the
+/// open handle, so the stamp is that of the bytes read).
+pub(super) fn read_store(path: &Path) -> (Arc<Map<String, Value>>, ReadState) {
+    let (mut file, stamp) = match cache::lookup(path) {
+        cache::Lookup::Hit(store, true) => return (store, ReadState::Saved),
+        cache::Lookup::Hit(store, false) => return (store, ReadState::Parsed),
+        cache::Lookup::Missing => return (Arc::default(), ReadState::Missing),
+        cache::Lookup::Miss(file, stamp) => (file, stamp),
+    };
+    let mut text = String::new();
+    if file.read_to_string(&mut text).is_err() {
+        return (Arc::default(), ReadState::Missing);
+    }
+    let (store, state) = parse_store(text);
+    let store = Arc::new(store);
+    if let (Some(stamp), ReadState::Parsed) = (stamp, &state) {
+        cache::put_parsed(path, stamp, store.clone());
+    }
+    (store, state)
+}
+
+fn parse_store(text: String) -> (Map<String, Value>, ReadState) {
+    // Both writers produce plain JSON, which serde_json reads several times faster than the
+    // JSON5 parser; JSON5 remains the fallback for hand-edited files (upstream reads JSON5).
+    let parsed = serde_json::from_str::<Value>(&text)
+        .ok()
+        .or_else(|| crate::config::json5::parse(&text).ok().map(|p| p.value));
+    let mut store = match parsed {
+        Some(value) => into_object(value).unwrap_or_default(),
+        None if text.trim().is_empty() => return (Map::new(), ReadState::Parsed),
+        None => return (Map::new(), ReadState::Corrupt(text)),
+    };
+    for entry in store.values_mut() {
+        if let Some(obj) = entry.as_object_mut() {
+            migrate_legacy_fields(obj);
+        }
+    }
+    (store, ReadState::Parsed)
+}
+
+/// provider→channel, lastProvider→lastChannel, room→groupChannel (a stray `room` is dropped).
+fn migrate_legacy_fields(entry: &mut Map<String, Value>) {
+    rename_if_absent(entry, "provider", "channel");
+    rename_if_absent(entry, "lastProvider", "lastChannel");
+    if !rename_if_absent(entry, "room", "groupChannel") {
+        entry.shift_remove("room");
+    }
+}
+
+fn rename_if_absent(entry: &mut Map<String, Value>, old: &str, new: &str) -> bool {
+    let new_is_string = entry.get(new).is_some_and(Value::is_string);
+    if new_is_string || !entry.get(old).is_some_and(Value::is_string) {
+        return false;
+    }
+    if let Some(v) = entry.shift_remove(old) {
+        entry.insert(new.to_string(), v);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn legacy_renames() {
+        let mut e = json!({"provider": "discord", "lastProvider": "telegram", "room": "#x"});
+        migrate_legacy_fields(e.as_object_mut().unwrap());
+        assert_eq!(
+            e,
+            json!({"channel": "discord", "lastChannel": "telegram", "groupChannel": "#x"})
+        );
+        let mut e = json!({"channel": "a", "provider": "b", "groupChannel": "#g", "room": "#r"});
+        migrate_legacy_fields(e.as_object_mut().unwrap());
+        assert_eq!(
+            e,
+            json!({"channel": "a", "provider": "b", "groupChannel": "#g"})
+        );
+    }
+}
