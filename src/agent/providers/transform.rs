@@ -3,7 +3,7 @@
 //! tool-call ids per target API; plus the lenient parser for streamed tool-call JSON.
 
 use super::ModelTarget;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// Rewrites a tool-call id for the target API (`assistant` is the message holding the call).
@@ -59,9 +59,21 @@ fn transform_assistant(
         .flatten()
         .filter_map(|b| transform_block(b, same, normalize, id_map))
         .collect();
-    let mut out = msg.clone();
-    out["content"] = Value::Array(content);
-    out
+    // Every other field copied in place; the content, rebuilt above, is not copied twice.
+    let mut content = Some(Value::Array(content));
+    let mut out: Map<String, Value> = msg
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| match k.as_str() {
+            "content" => (k.clone(), content.take().unwrap_or_default()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    if let Some(content) = content {
+        out.insert("content".into(), content);
+    }
+    Value::Object(out)
 }
 
 fn transform_block(
