@@ -133,50 +133,29 @@ fn new_transcript_is_buffered_until_the_first_assistant_message() {
         .unwrap();
     let ls = lines(&path);
     assert_eq!(ls.len(), 7);
-    let header: Value = serde_json::from_str(&ls[0]).unwrap();
-    let hkeys: Vec<&str> = header
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(hkeys, ["type", "version", "id", "timestamp", "cwd"]);
+    let line = |i: usize| -> Value { serde_json::from_str(&ls[i]).unwrap() };
+    let (header, custom) = (line(0), line(1));
+    assert_eq!(keys(&header), ["type", "version", "id", "timestamp", "cwd"]);
     assert_eq!(
         (header["version"].clone(), header["id"].clone()),
         (json!(3), json!("sess-1"))
     );
-    let custom: Value = serde_json::from_str(&ls[1]).unwrap();
-    let ckeys: Vec<&str> = custom
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        ckeys,
+        keys(&custom),
         ["type", "customType", "data", "id", "parentId", "timestamp"]
     );
     assert_eq!(custom["parentId"], Value::Null);
-    let comp: Value = serde_json::from_str(&ls[6]).unwrap();
-    let kkeys: Vec<&str> = comp
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        kkeys,
-        [
-            "type",
-            "id",
-            "parentId",
-            "timestamp",
-            "summary",
-            "firstKeptEntryId",
-            "tokensBefore",
-            "fromHook"
-        ]
-    );
+    let compaction = [
+        "type",
+        "id",
+        "parentId",
+        "timestamp",
+        "summary",
+        "firstKeptEntryId",
+        "tokensBefore",
+        "fromHook",
+    ];
+    assert_eq!(keys(&line(6)), compaction);
 
     let re = Transcript::read(&path).unwrap();
     assert_eq!(re.entries().len(), 6);
@@ -553,4 +532,11 @@ fn transcript_write_lock_interop() {
     drop(again);
     assert!(!lock_path.exists());
     fs::remove_dir_all(dir).unwrap();
+}
+
+/// The object's keys in file order (pi writes them in a fixed order).
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default()
 }
