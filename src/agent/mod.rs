@@ -22,3 +22,11 @@ pub mod turn;
 pub mod turn_loop;
 pub mod turn_session;
 pub mod usage_cost;
+
+/// Lets go of the between-turns copies of `sessions.json` and transcripts that no turn used
+/// lately (the gateway's 30 s tick calls this); true if any memory was released.
+pub fn expire_idle_caches() -> bool {
+    let stores = sessions::expire_idle_copies();
+    let transcripts = transcript::expire_idle_parked();
+    stores || transcripts
+}

@@ -11,6 +11,7 @@ mod lock;
 use lock::StoreLock;
 #[path = "sessions_cache.rs"]
 mod cache;
+pub use cache::expire_idle as expire_idle_copies;
 #[path = "sessions_read.rs"]
 mod read;
 use read::{read_store, ReadState};

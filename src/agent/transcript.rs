@@ -16,7 +16,7 @@ mod lock;
 pub use lock::*;
 #[path = "transcript_cache.rs"]
 mod cache;
-pub use cache::ParkOnDrop;
+pub use cache::{expire_idle as expire_idle_parked, ParkOnDrop};
 
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};

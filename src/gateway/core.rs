@@ -162,7 +162,12 @@ impl Gateway {
                         return exit;
                     }
                 }
-                recv(ticks) -> _ => self.broadcast("tick", json!({"ts": crate::util::now_ms()}), Broadcast { droppable: true, ..Default::default() }),
+                recv(ticks) -> _ => {
+                    self.broadcast("tick", json!({"ts": crate::util::now_ms()}), Broadcast { droppable: true, ..Default::default() });
+                    if crate::agent::expire_idle_caches() {
+                        crate::memory::trim();
+                    }
+                }
                 recv(health) -> _ => { self.refresh_health(true); }
                 recv(waits) -> _ => self.expire_waiters(),
                 recv(trim) -> _ => {
