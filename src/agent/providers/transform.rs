@@ -4,6 +4,7 @@
 
 use super::ModelTarget;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Rewrites a tool-call id for the target API (`assistant` is the message holding the call).
@@ -20,40 +21,53 @@ pub(crate) fn is_same_model(msg: &Value, target: &ModelTarget) -> bool {
         && str_field(msg, "model") == target.model_id
 }
 
-/// The message list as the provider converters must see it.
-pub(crate) fn transform_messages(
-    messages: &[Value],
+/// The message list as the provider converters must see it. A message that needs no change is
+/// borrowed, not copied: a long history is converted once, by the provider's own converter.
+pub(crate) fn transform_messages<'a>(
+    messages: &'a [Value],
     target: &ModelTarget,
     normalize: NormalizeId<'_>,
-) -> Vec<Value> {
+) -> Vec<Cow<'a, Value>> {
     let mut id_map: HashMap<String, String> = HashMap::new();
-    let first: Vec<Value> = messages
+    let first: Vec<Cow<'a, Value>> = messages
         .iter()
         .map(|m| match str_field(m, "role") {
             "assistant" => transform_assistant(m, target, normalize, &mut id_map),
             "toolResult" => remap_result(m, &id_map),
-            _ => m.clone(),
+            _ => Cow::Borrowed(m),
         })
         .collect();
     pair_tool_calls(first)
 }
 
-fn remap_result(msg: &Value, id_map: &HashMap<String, String>) -> Value {
+fn remap_result<'a>(msg: &'a Value, id_map: &HashMap<String, String>) -> Cow<'a, Value> {
+    let Some(new_id) = id_map.get(str_field(msg, "toolCallId")) else {
+        return Cow::Borrowed(msg);
+    };
     let mut out = msg.clone();
-    if let Some(new_id) = id_map.get(str_field(msg, "toolCallId")) {
-        out["toolCallId"] = Value::String(new_id.clone());
-    }
-    out
+    out["toolCallId"] = Value::String(new_id.clone());
+    Cow::Owned(out)
 }
 
-fn transform_assistant(
-    msg: &Value,
+/// What `transform_block` returns unchanged for the same model: everything but a thinking block
+/// that is blank and unsigned (dropped).
+fn kept_as_is(block: &Value) -> bool {
+    str_field(block, "type") != "thinking"
+        || !str_field(block, "thinkingSignature").is_empty()
+        || !str_field(block, "thinking").trim().is_empty()
+}
+
+fn transform_assistant<'a>(
+    msg: &'a Value,
     target: &ModelTarget,
     normalize: NormalizeId<'_>,
     id_map: &mut HashMap<String, String>,
-) -> Value {
+) -> Cow<'a, Value> {
     let same = is_same_model(msg, target);
     let blocks = msg.get("content").and_then(Value::as_array);
+    if same && blocks.into_iter().flatten().all(kept_as_is) {
+        return Cow::Borrowed(msg);
+    }
     let content: Vec<Value> = blocks
         .into_iter()
         .flatten()
@@ -73,7 +87,7 @@ fn transform_assistant(
     if let Some(content) = content {
         out.insert("content".into(), content);
     }
-    Value::Object(out)
+    Cow::Owned(Value::Object(out))
 }
 
 fn transform_block(
@@ -118,7 +132,7 @@ fn transform_block(
 
 /// Second pass: drop error/aborted assistant turns and give every tool call without a result a
 /// synthetic error result before the next assistant or user message.
-fn pair_tool_calls(messages: Vec<Value>) -> Vec<Value> {
+fn pair_tool_calls(messages: Vec<Cow<'_, Value>>) -> Vec<Cow<'_, Value>> {
     let mut out = Vec::with_capacity(messages.len());
     let mut pending: Vec<(String, String)> = Vec::new();
     let mut answered: Vec<String> = Vec::new();
@@ -167,20 +181,20 @@ fn tool_calls_of(msg: &Value) -> Vec<(String, String)> {
 }
 
 fn flush_orphans(
-    out: &mut Vec<Value>,
+    out: &mut Vec<Cow<'_, Value>>,
     pending: &mut Vec<(String, String)>,
     answered: &mut Vec<String>,
 ) {
     for (id, name) in pending.drain(..) {
         if !answered.contains(&id) {
-            out.push(json!({
+            out.push(Cow::Owned(json!({
                 "role": "toolResult",
                 "toolCallId": id,
                 "toolName": name,
                 "content": [{"type": "text", "text": "No result provided"}],
                 "isError": true,
                 "timestamp": crate::util::now_ms(),
-            }));
+            })));
         }
     }
     answered.clear();
