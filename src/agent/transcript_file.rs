@@ -1,0 +1,73 @@
+//! How transcript lines reach the disk: one `write(2)` per appended line, a new file created
+//! with one write, an existing one replaced by temp file + rename, and a file without a valid
+//! header set aside rather than appended to.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// One `write(2)` of one line with O_APPEND: a kill -9 leaves every earlier line intact and at
+/// worst a torn last line, which readers skip. No `create`: a missing file is the caller's cue
+/// to rewrite it whole.
+pub(super) fn append_line(path: &Path, line: &str, newline_first: bool) -> io::Result<u64> {
+    let mut buf = String::with_capacity(line.len() + 2);
+    if newline_first {
+        buf.push('\n');
+    }
+    buf.push_str(line);
+    buf.push('\n');
+    let mut f = OpenOptions::new().append(true).open(path)?;
+    f.write_all(buf.as_bytes())?;
+    Ok(buf.len() as u64)
+}
+
+/// A new session's first flush creates its file with one write (pi writes it the same way);
+/// an existing file is replaced by temp file + rename. Either way with the process umask's mode,
+/// as upstream's transcripts have.
+pub(super) fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    match create_with(path, data) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            return create_with(path, data);
+        }
+        done => return done,
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        crate::util::uuid_v4()
+    ));
+    let tmp = PathBuf::from(name);
+    let result = fs::write(&tmp, data).and_then(|_| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn create_with(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(data).inspect_err(|_| {
+        let _ = fs::remove_file(path);
+    })
+}
+
+/// A file with content but no valid header would be ignored forever; keep it beside the new
+/// transcript (`<file>.bak.<ms>`) instead of appending to it as pi would.
+pub(super) fn set_aside_unreadable(path: &Path, text: &str) {
+    if text.trim().is_empty() {
+        return;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".bak.{}", crate::util::now_ms()));
+    log::warn!(
+        "transcript {} has no valid session header; moved to {}",
+        path.display(),
+        Path::new(&name).display()
+    );
+    let _ = fs::rename(path, &name);
+}
