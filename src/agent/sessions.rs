@@ -474,6 +474,21 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_in_place_of_the_store_reads_as_empty_instead_of_blocking() {
+        let (dir, store) = temp_store();
+        fs::create_dir_all(&dir).unwrap();
+        let path = std::ffi::CString::new(store.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        std::thread::spawn(move || tx.send(reader.get("agent:main:main")));
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        assert!(matches!(got, Ok(None)), "no writer on the FIFO: {got:?}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn missing_and_non_object_read_as_empty() {
         let (dir, store) = temp_store();
         assert!(store.load().is_empty());

@@ -11,8 +11,9 @@
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +52,13 @@ pub enum Lookup {
 
 pub fn lookup(path: &Path) -> Lookup {
     let mut cache = CACHE.lock();
-    let Ok(file) = File::open(path) else {
+    // Non-blocking, so a FIFO put in the store's place fails to read instead of holding the
+    // lock (and every turn) until a writer appears; a regular file reads as always.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let Ok(file) = opened else {
         return Lookup::Missing;
     };
     let stamp = file.metadata().ok().map(|m| Stamp::of(&m));
@@ -124,23 +131,16 @@ pub fn expire_idle() -> bool {
 }
 
 fn expire_unused_for(idle: Duration) -> bool {
-    let gone: Vec<Cached> = {
-        let mut cache = CACHE.lock();
-        let (gone, kept) = std::mem::take(&mut *cache)
-            .into_iter()
-            .partition(|c| c.used.elapsed() >= idle);
-        *cache = kept;
-        gone
-    };
+    // Collected under the lock, freed after it.
+    let gone: Vec<Cached> = CACHE
+        .lock()
+        .extract_if(.., |c| c.used.elapsed() >= idle)
+        .collect();
     !gone.is_empty()
 }
 
 fn take(cache: &mut Vec<Cached>, path: &Path) -> Vec<Cached> {
-    let (gone, kept) = std::mem::take(cache)
-        .into_iter()
-        .partition(|c| c.path == path);
-    *cache = kept;
-    gone
+    cache.extract_if(.., |c| c.path == path).collect()
 }
 
 #[cfg(test)]

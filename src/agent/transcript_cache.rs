@@ -44,14 +44,11 @@ pub fn expire_idle() -> bool {
 }
 
 fn expire_parked_for(idle: Duration) -> bool {
-    let gone: Vec<Parked> = {
-        let mut parked = PARKED.lock();
-        let (gone, kept) = std::mem::take(&mut *parked)
-            .into_iter()
-            .partition(|p| p.at.elapsed() >= idle);
-        *parked = kept;
-        gone
-    };
+    // Collected under the lock, freed after it.
+    let gone: Vec<Parked> = PARKED
+        .lock()
+        .extract_if(.., |p| p.at.elapsed() >= idle)
+        .collect();
     !gone.is_empty()
 }
 
@@ -70,10 +67,9 @@ fn park(mut t: Transcript) {
     // As a fresh parse would have it: the leaf is the file's last entry.
     t.leaf = t.entries.len().checked_sub(1);
     let mut parked = PARKED.lock();
-    let mut gone: Vec<Parked> = Vec::new();
-    if let Some(i) = parked.iter().position(|p| p.transcript.path == t.path) {
-        gone.push(parked.remove(i));
-    }
+    let mut gone: Vec<Parked> = parked
+        .extract_if(.., |p| p.transcript.path == t.path)
+        .collect();
     parked.push(Parked {
         stamp,
         at: Instant::now(),

@@ -174,9 +174,10 @@ fn run_inner(
             on_update,
             &mut failed_message,
         );
+        // Whatever happened, the new session's entry is written before anyone hears the end.
+        state.run_side_work();
         match attempt {
             Attempt::Done(outcome) => {
-                state.run_side_work();
                 let record = Record {
                     context: context_tokens(cfg, &registry, &outcome),
                     store,
@@ -198,6 +199,7 @@ fn run_inner(
             }
         }
     }
+    // No candidate at all: the entry is still owed.
     state.run_side_work();
     // Persisted as upstream does (the error message is kept but filtered from later requests).
     if let Some(message) = failed_message {

@@ -40,7 +40,7 @@ pub struct RunState {
     pub steered: Vec<Steered>,
     /// Bookkeeping that may wait until the first request is on its way (a new session's
     /// `sessions.json` entry), so that the provider's latency hides it. It runs then, or when
-    /// the first call ends without being sent, and always before the turn reports its end.
+    /// the call ends without being sent; the turn runs it at the latest when an attempt ends.
     side_work: Cell<Option<Box<dyn FnOnce()>>>,
 }
 
@@ -55,16 +55,10 @@ impl RunState {
         }
     }
 
-    /// Queues `work` for the first request's dispatch (after any work queued before).
+    /// Sets the work to run at the first request's dispatch (one piece per run).
     pub fn defer_until_dispatched(&self, work: Box<dyn FnOnce()>) {
-        let earlier = self.side_work.take();
-        self.side_work.set(Some(match earlier {
-            None => work,
-            Some(first) => Box::new(move || {
-                first();
-                work();
-            }),
-        }));
+        self.run_side_work();
+        self.side_work.set(Some(work));
     }
 
     /// Runs the deferred work now, if any is left.

@@ -15,6 +15,21 @@ fn turn(ws: &mut Ws, key: &str, text: &str, run: &str) {
     assert_eq!(end["state"], "final", "{end}");
 }
 
+/// A gateway whose fake answers the next two requests with `first`, then `second`.
+fn two_answers(first: &str, second: &str) -> (FakeLlm, Gateway, Ws) {
+    let fake = FakeLlm::start();
+    fake.push(Script::text([first]));
+    fake.push(Script::text([second]));
+    let gw = gateway_with(&fake, "");
+    let (ws, _) = gw.connect();
+    (fake, gw, ws)
+}
+
+/// `sessions.json` once the main session's first turn has recorded its usage.
+fn recorded(gw: &Gateway) -> Value {
+    store_when(gw, |s| s["agent:main:main"]["model"].is_string())
+}
+
 fn sessions_dir(gw: &Gateway) -> PathBuf {
     gw.state.path().join("agents/main/sessions")
 }
@@ -77,13 +92,9 @@ fn a_new_session_is_in_sessions_json_when_its_first_reply_arrives() {
 
 #[test]
 fn lines_appended_by_another_writer_between_turns_reach_the_next_request() {
-    let fake = FakeLlm::start();
-    fake.push(Script::text(["first answer"]));
-    fake.push(Script::text(["second answer"]));
-    let gw = gateway_with(&fake, "");
-    let (mut ws, _) = gw.connect();
+    let (fake, gw, mut ws) = two_answers("first answer", "second answer");
     turn(&mut ws, "main", "first question", "a-1");
-    let store = store_when(&gw, |s| s["agent:main:main"]["model"].is_string());
+    let store = recorded(&gw);
     let id = store["agent:main:main"]["sessionId"].as_str().expect("id");
     append_upstream_exchange(
         &sessions_dir(&gw).join(format!("{id}.jsonl")),
@@ -106,13 +117,9 @@ fn lines_appended_by_another_writer_between_turns_reach_the_next_request() {
 
 #[test]
 fn a_session_store_rewritten_between_turns_is_read_again() {
-    let fake = FakeLlm::start();
-    fake.push(Script::text(["one"]));
-    fake.push(Script::text(["two"]));
-    let gw = gateway_with(&fake, "");
-    let (mut ws, _) = gw.connect();
+    let (fake, gw, mut ws) = two_answers("one", "two");
     turn(&mut ws, "main", "before the switch", "s-1");
-    let mut store = store_when(&gw, |s| s["agent:main:main"]["model"].is_string());
+    let mut store = recorded(&gw);
     // Another process points the session at a transcript of its own.
     let other = "0b1c2d3e-4f50-4617-8283-94a5b6c7d8e9";
     let path = sessions_dir(&gw).join(format!("{other}.jsonl"));
@@ -139,11 +146,7 @@ fn a_session_store_rewritten_between_turns_is_read_again() {
 
 #[test]
 fn an_edited_bootstrap_file_is_in_the_next_system_prompt() {
-    let fake = FakeLlm::start();
-    fake.push(Script::text(["ok"]));
-    fake.push(Script::text(["ok again"]));
-    let gw = gateway_with(&fake, "");
-    let (mut ws, _) = gw.connect();
+    let (fake, _gw, mut ws) = two_answers("ok", "ok again");
     turn(&mut ws, "main", "one", "b-1");
     let system = |i: usize| fake.requests()[i].body["system"][0]["text"].clone();
     let cwd = fake.requests()[0].body["system"][0]["text"]
