@@ -322,3 +322,27 @@ fn stream_error(e: SseError) -> ProviderError {
         other => ProviderError::stream(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ip_literals_skip_the_lookup() {
+        let addr = |u: &str| ip_literal(&u.parse::<Uri>().unwrap());
+        assert_eq!(
+            addr("http://127.0.0.1:8080/v1"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            addr("https://[::1]/v1/messages"),
+            Some("[::1]:443".parse().unwrap())
+        );
+        assert_eq!(
+            addr("http://10.0.0.2/x"),
+            Some("10.0.0.2:80".parse().unwrap())
+        );
+        assert_eq!(addr("https://api.anthropic.com/v1/messages"), None);
+        assert_eq!(addr("http://localhost:11434/v1"), None);
+    }
+}
