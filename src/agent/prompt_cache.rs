@@ -13,6 +13,9 @@ use crate::state::stamp::Stamp;
 /// Workspaces and prompts remembered; a gateway with more agents rebuilds the least recent.
 const MAX_WORKSPACES: usize = 8;
 const MAX_PROMPTS: usize = 8;
+/// Larger inputs are built each time rather than kept: a workspace file or an HTTP client's
+/// system messages (`extraSystemPrompt`) can be any size, and a memo must not hold them.
+const MAX_KEPT_BYTES: usize = 128 * 1024;
 
 #[derive(PartialEq)]
 struct ContextKey {
@@ -44,7 +47,15 @@ pub fn bootstrap_context(dir: &str, session_key: Option<&str>, max_chars: usize)
         return (*hit).clone();
     }
     let built = bootstrap::resolve_bootstrap_context(dir, session_key, max_chars);
-    remember(&CONTEXTS, key, Arc::new(built.clone()), MAX_WORKSPACES);
+    let raw: usize = built
+        .0
+        .iter()
+        .filter_map(|f| f.content.as_ref())
+        .map(String::len)
+        .sum();
+    if raw <= MAX_KEPT_BYTES {
+        remember(&CONTEXTS, key, Arc::new(built.clone()), MAX_WORKSPACES);
+    }
     built
 }
 
@@ -54,7 +65,10 @@ pub fn system_prompt(params: PromptParams) -> String {
         return hit.to_string();
     }
     let built = prompt::build_system_prompt(&params);
-    remember(&PROMPTS, params, Arc::from(built.as_str()), MAX_PROMPTS);
+    // The prompt contains every input that can be large (context files, extra prompt).
+    if built.len() <= MAX_KEPT_BYTES {
+        remember(&PROMPTS, params, Arc::from(built.as_str()), MAX_PROMPTS);
+    }
     built
 }
 
@@ -104,6 +118,20 @@ mod tests {
         let second = bootstrap_context(&ws, None, 20_000);
         assert_eq!(content(&second).as_deref(), Some("second rules, longer"));
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_huge_extra_prompt_is_not_kept() {
+        let params = PromptParams {
+            workspace_dir: "/w-huge".into(),
+            extra_system_prompt: Some("x".repeat(MAX_KEPT_BYTES + 1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            system_prompt(params.clone()),
+            prompt::build_system_prompt(&params)
+        );
+        assert!(remembered(&PROMPTS, &params).is_none());
     }
 
     #[test]
