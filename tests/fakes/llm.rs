@@ -17,7 +17,8 @@
 //! (`push_for`), else the shared queue (`push`), else the responder (`respond_with`), else the
 //! default (`set_default`), else a 500 saying nothing was scripted.
 //!
-//! Each connection gets a thread; responses are `connection: close` (streams end at EOF).
+//! Each connection gets a thread and stays open between requests (`connection: keep-alive`,
+//! streams in chunked framing, as the real APIs answer); a hang ends its connection.
 //! `in_flight()`/`max_in_flight()` count requests between "request fully read" and "response
 //! finished" (a hang counts until the client goes away). Dropping the fake stops every thread.
 //! Script building lives in `llm_script.rs`, the per-API SSE rendering in `llm_wire.rs` (Gemini's
@@ -25,6 +26,8 @@
 
 #![allow(dead_code)]
 
+#[path = "llm_http.rs"]
+mod http;
 #[path = "llm_script.rs"]
 mod script;
 #[path = "llm_wire.rs"]
@@ -35,6 +38,7 @@ mod wire_google;
 pub use script::{Canned, Part, Script};
 use script::{Ending, Reply};
 
+use http::{connection, read_request, write_chunk, write_http};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -91,6 +95,8 @@ pub struct Recorded {
     pub raw_body: String,
     /// When the request's first byte arrived.
     pub arrived: Instant,
+    /// Which connection carried it: 1 for the first the fake accepted, and so on.
+    pub conn: usize,
 }
 
 impl Recorded {
@@ -129,6 +135,7 @@ struct State {
     timings: Vec<(Instant, Instant)>,
     conns: Vec<TcpStream>,
     handlers: Vec<JoinHandle<()>>,
+    accepted: usize,
 }
 
 struct Shared {
@@ -257,6 +264,11 @@ impl FakeLlm {
     }
 
     /// `(first request byte, response ended)` per answered request, in completion order.
+    /// Connections accepted so far (a client that keeps its connection alive makes one).
+    pub fn connections(&self) -> usize {
+        self.shared.lock().accepted
+    }
+
     pub fn timings(&self) -> Vec<(Instant, Instant)> {
         self.shared.lock().timings.clone()
     }
@@ -305,8 +317,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let clone = stream.try_clone().ok();
         let handler = spare.take().or_else(|| spawn_handler(&shared));
         if let Some((tx, handle)) = handler {
-            let _ = tx.send(stream);
             let mut st = shared.lock();
+            st.accepted += 1;
+            let _ = tx.send((stream, st.accepted));
             st.conns.extend(clone);
             st.handlers.push(handle);
         }
@@ -319,49 +332,57 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-fn spawn_handler(shared: &Arc<Shared>) -> Option<(mpsc::Sender<TcpStream>, JoinHandle<()>)> {
-    let (tx, rx) = mpsc::channel::<TcpStream>();
+type Handler = (mpsc::Sender<(TcpStream, usize)>, JoinHandle<()>);
+
+fn spawn_handler(shared: &Arc<Shared>) -> Option<Handler> {
+    let (tx, rx) = mpsc::channel::<(TcpStream, usize)>();
     let s = shared.clone();
     let handle = thread::Builder::new()
         .name("fake-llm-conn".into())
         .spawn(move || {
-            if let Ok(stream) = rx.recv() {
-                handle_conn(stream, &s);
+            if let Ok((stream, conn)) = rx.recv() {
+                handle_conn(stream, conn, &s);
             }
         })
         .ok()?;
     Some((tx, handle))
 }
 
-fn handle_conn(mut stream: TcpStream, shared: &Shared) {
+/// Requests on one connection, one after another, while the replies keep it alive (a finished
+/// reply does; a hang, an error writing or a request saying `connection: close` do not).
+fn handle_conn(mut stream: TcpStream, conn: usize, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let req = match read_request(&mut stream) {
-        Ok(Some(r)) => r,
-        Ok(None) => return,
-        Err(msg) => {
-            let _ = write_http(
-                &mut stream,
-                400,
-                &[],
-                &json!({"error": {"message": msg}}).to_string(),
-            );
-            return;
-        }
-    };
-    let script = {
+    loop {
+        let req = match read_request(&mut stream, conn) {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(msg) => {
+                let body = json!({"error": {"message": msg}}).to_string();
+                let _ = write_http(&mut stream, 400, &[], &body, false);
+                break;
+            }
+        };
+        let script = {
+            let mut st = shared.lock();
+            st.requests.push(req.clone());
+            st.in_flight += 1;
+            st.max_in_flight = st.max_in_flight.max(st.in_flight);
+            shared.changed.notify_all();
+            pick_script(&mut st, &req)
+        };
+        let keep = !req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let kept = respond(&mut stream, shared, &req, script, keep).unwrap_or(false);
         let mut st = shared.lock();
-        st.requests.push(req.clone());
-        st.in_flight += 1;
-        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        st.timings.push((req.arrived, Instant::now()));
+        st.in_flight -= 1;
         shared.changed.notify_all();
-        pick_script(&mut st, &req)
-    };
-    let _ = respond(&mut stream, shared, &req, script);
+        if !kept {
+            break;
+        }
+    }
     let _ = stream.shutdown(Shutdown::Both);
-    let mut st = shared.lock();
-    st.timings.push((req.arrived, Instant::now()));
-    st.in_flight -= 1;
-    shared.changed.notify_all();
 }
 
 fn pick_script(st: &mut State, req: &Recorded) -> Option<Script> {
@@ -381,111 +402,6 @@ fn pick_script(st: &mut State, req: &Recorded) -> Option<Script> {
     st.default.clone()
 }
 
-/// Reads one request: head up to `MAX_HEAD`, then a `content-length` body. `Ok(None)` when the
-/// peer connected and left without a request (the shutdown wake-up does that).
-fn read_request(stream: &mut TcpStream) -> Result<Option<Recorded>, String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let mut arrived = None;
-    let head_end = loop {
-        if let Some(p) = find(&buf, b"\r\n\r\n") {
-            break p;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err("request head too large".into());
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Ok(None),
-            Ok(0) => return Err("connection closed mid-request".into()),
-            Ok(n) => {
-                arrived.get_or_insert_with(Instant::now);
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("").to_string();
-    let path = first.next().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err("request body too large".into());
-    }
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err("connection closed mid-body".into()),
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    body.truncate(len);
-    let raw_body = String::from_utf8_lossy(&body).into_owned();
-    Ok(Some(Recorded {
-        route: Route::from_path(&path),
-        method,
-        path,
-        headers,
-        body: serde_json::from_str(&raw_body).unwrap_or(Value::Null),
-        raw_body,
-        arrived: arrived.unwrap_or_else(Instant::now),
-    }))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
-
-fn write_http(
-    stream: &mut TcpStream,
-    status: u16,
-    headers: &[(String, String)],
-    body: &str,
-) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    let has_type = headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-    if !has_type {
-        head.push_str("content-type: application/json\r\n");
-    }
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    ));
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
-}
-
 /// Sleeps in slices; false if the fake is shutting down meanwhile.
 fn nap(shared: &Shared, d: Duration) -> bool {
     let end = Instant::now() + d;
@@ -498,32 +414,34 @@ fn nap(shared: &Shared, d: Duration) -> bool {
     !shared.stopping()
 }
 
+/// Writes the reply; `Ok(true)` if the connection can take another request.
 fn respond(
     stream: &mut TcpStream,
     shared: &Shared,
     req: &Recorded,
     script: Option<Script>,
-) -> io::Result<()> {
+    keep: bool,
+) -> io::Result<bool> {
     let Some(route) = req.route else {
         let body = json!({"error": {"type": "not_found", "message": format!("fake llm: no route {}", req.path)}});
-        return write_http(stream, 404, &[], &body.to_string());
+        return write_http(stream, 404, &[], &body.to_string(), keep);
     };
     let Some(script) = script else {
         let body = json!({"error": {"type": "api_error", "message": "fake llm: no script queued"}});
-        return write_http(stream, 500, &[], &body.to_string());
+        return write_http(stream, 500, &[], &body.to_string(), keep);
     };
     if !nap(shared, script.head_delay) {
-        return Ok(());
+        return Ok(false);
     }
     match &script.reply {
         Reply::Http {
             status,
             headers,
             body,
-        } => write_http(stream, *status, headers, body),
+        } => write_http(stream, *status, headers, body, keep),
         Reply::Canned(kind) => {
             let (status, headers, body) = canned(route, *kind);
-            write_http(stream, status, &headers, &body)
+            write_http(stream, status, &headers, &body, keep)
         }
         Reply::Stream { parts, ending } => {
             let model = req
@@ -533,7 +451,7 @@ fn respond(
                 .or_else(|| gemini_model(&req.path))
                 .unwrap_or("fake-model");
             let wire = render(route, model, parts, &script);
-            stream_reply(stream, shared, &wire, ending, &script)
+            stream_reply(stream, shared, &wire, ending, &script, keep)
         }
     }
 }
@@ -546,32 +464,40 @@ fn gemini_model(path: &str) -> Option<&str> {
         .strip_suffix(":streamGenerateContent")
 }
 
+/// An SSE body in chunked framing, as the real APIs send it; a hang sends no final chunk.
 fn stream_reply(
     stream: &mut TcpStream,
     shared: &Shared,
     wire: &Wire,
     ending: &Ending,
     s: &Script,
-) -> io::Result<()> {
-    stream.write_all(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
-    )?;
+    keep: bool,
+) -> io::Result<bool> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         transfer-encoding: chunked\r\nconnection: {}\r\n\r\n",
+        connection(keep)
+    );
+    stream.write_all(head.as_bytes())?;
     let tail: Vec<String> = match ending {
         Ending::Normal => wire.closing.clone(),
         Ending::Error(data) => vec![wire.error_frame(data.as_deref())],
         Ending::Hang => Vec::new(),
+        Ending::Linger => wire.closing.clone(),
     };
     for (i, frame) in wire.body.iter().chain(tail.iter()).enumerate() {
         if i > 0 && !nap(shared, s.chunk_delay) {
-            return Ok(());
+            return Ok(false);
         }
-        stream.write_all(frame.as_bytes())?;
-        stream.flush()?;
+        write_chunk(stream, frame.as_bytes())?;
     }
-    if matches!(ending, Ending::Hang) {
+    if matches!(ending, Ending::Hang | Ending::Linger) {
         hold_open(stream, shared);
+        return Ok(false);
     }
-    Ok(())
+    stream.write_all(b"0\r\n\r\n")?;
+    stream.flush()?;
+    Ok(keep)
 }
 
 /// Keeps a hanging reply's connection until the client closes it or the fake stops.

@@ -36,6 +36,8 @@ pub(super) enum Ending {
     Error(Option<String>),
     /// Stop sending and keep the connection open until the client leaves.
     Hang,
+    /// Send the closing frames but never end the body (no final chunk), holding the connection.
+    Linger,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +203,11 @@ impl Script {
     /// Stop after the parts and hold the connection open.
     pub fn then_hang(self) -> Self {
         self.set_ending(Ending::Hang)
+    }
+
+    /// Send the closing frames, then neither end the body nor close the connection.
+    pub fn then_linger(self) -> Self {
+        self.set_ending(Ending::Linger)
     }
 
     /// Wait this long before sending the response head.

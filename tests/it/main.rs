@@ -29,6 +29,8 @@ mod openai_http;
 mod openai_sdk;
 /// DM pairing stores through `pairing.*`.
 mod pairing;
+/// The provider connection kept alive between calls, and what retires it.
+mod provider_connections;
 /// sessions.patch/reset/delete/preview/resolve/compact against a seeded store and transcript.
 mod sessions;
 /// In-memory copies between turns never hide changes made on disk.

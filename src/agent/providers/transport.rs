@@ -1,14 +1,16 @@
 //! One streaming HTTP exchange with ureq: a helper thread does the blocking I/O and SSE framing,
 //! the caller's thread decodes frames and waits on three things at once — the next frame, the
-//! abort signal and the request deadline. Helpers are started one exchange ahead (`Helper`), and
-//! an IP-literal host skips ureq's per-lookup resolver thread (`LiteralFirst`).
+//! abort signal and the request deadline. Each worker thread keeps its helper (`Helper`) and the
+//! helper its agent, so a kept-alive connection (with its TLS session) serves the next call, as
+//! the providers' SDKs reuse theirs; an IP-literal host skips ureq's per-lookup resolver thread
+//! (`LiteralFirst`).
 //!
-//! Abort: the signal's hook shuts the exchange's private ureq `Agent` down (`Agent::shutdown`
-//! shuts its sockets, so a read blocked on a silent server returns at once) and wakes the
-//! caller, which returns immediately — even while the helper is still inside DNS or `connect`,
-//! which ureq cannot interrupt (the helper then ends when the connect timeout expires). The same
-//! shutdown runs when the caller stops for any other reason, so no helper outlives its exchange
-//! by more than that connect bound.
+//! Abort: the signal's hook shuts the helper's ureq `Agent` down (`Agent::shutdown` shuts its
+//! sockets, so a read blocked on a silent server returns at once) and wakes the caller, which
+//! returns immediately — even while the helper is still inside DNS or `connect`, which ureq
+//! cannot interrupt (the helper then ends when the connect timeout expires). A shut-down agent
+//! takes no more requests, so that helper is retired and the next call starts a new one; the
+//! same happens when the caller stops mid-stream for any other reason (deadline, a bad frame).
 
 use super::error::ProviderError;
 use super::sse::{SseError, SseEvent, SseReader};
@@ -30,6 +32,15 @@ const FRAME_QUEUE: usize = 64;
 const MAX_ERROR_BODY: u64 = 256 * 1024;
 /// Upper bound for DNS + TCP + TLS setup (never longer than the request's own timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle kept-alive connections per helper (one per host: a model and its fallback's).
+const IDLE_CONNECTIONS: usize = 2;
+/// An idle connection older than this is closed rather than reused (ureq's default; well
+/// inside the idle limits of the providers' front ends).
+const IDLE_AGE: Duration = Duration::from_secs(15);
+/// After the caller's terminal frame, the helper reads at most this much more of the body.
+const MAX_DRAIN: usize = 64 * 1024;
+/// How long a call waits for the helper to finish the last body before starting a new one.
+const DRAIN_WAIT: Duration = Duration::from_millis(20);
 
 /// What to send.
 pub(crate) struct HttpCall {
@@ -90,7 +101,7 @@ pub(crate) fn exchange(
         }
     };
     let (abort_tx, abort_rx) = bounded::<()>(1);
-    let _hook = {
+    let hook = {
         let agent = helper.agent.clone();
         abort.on_abort(move || {
             let _ = abort_tx.try_send(());
@@ -99,75 +110,102 @@ pub(crate) fn exchange(
     };
     let timeout = call.timeout;
     let (tx, rx) = bounded::<Wire>(FRAME_QUEUE);
-    let result = match helper.calls.send((call, tx)) {
+    let (result, helper_done) = match helper.calls.send((call, tx)) {
         Ok(()) => {
             // The clock starts before the caller's side work, which must not stretch it.
             let deadline = after(timeout);
             let _ = on_frame(Pumped::Dispatched);
-            Helper::prepare_spare();
             pump(&rx, &abort_rx, &deadline, on_frame)
         }
         // The helper is gone (it cannot have started a request).
-        Err(_) => Exchange::Failed(ProviderError::connection()),
+        Err(_) => (Exchange::Failed(ProviderError::connection()), false),
     };
-    // Unblock the helper whatever happened (a no-op if it already finished).
-    helper.agent.shutdown();
+    // Once the hook is unregistered it cannot run any more; if the run was aborted it may have
+    // shut the agent down already.
+    drop(hook);
     if abort.is_aborted() {
+        helper.retire();
         return Exchange::Aborted;
+    }
+    if helper_done {
+        helper.keep();
+    } else {
+        // Mid-stream (deadline, a decoder error): shutting the agent down unblocks the helper.
+        helper.retire();
     }
     result
 }
 
-/// An HTTP thread with its own agent, started before its exchange and waiting for the call:
-/// each worker thread keeps one spare, started while the current exchange waits on the
-/// provider, so no turn pays for building an agent and spawning a thread. One exchange per
-/// helper, because an abort shuts the agent down.
+/// The HTTP thread of one worker thread, with its own agent, kept from call to call so its
+/// kept-alive connection (and TLS session) serves the next request: the first call of a
+/// worker thread starts it. An abort shuts its agent down, which ends it; the next call starts
+/// a new one.
 struct Helper {
     agent: Agent,
     calls: Sender<(HttpCall, Sender<Wire>)>,
+    /// Holds a token whenever the helper is between calls.
+    ready: Receiver<()>,
 }
 
 thread_local! {
-    static SPARE: RefCell<Option<Helper>> = const { RefCell::new(None) };
+    static HELPER: RefCell<Option<Helper>> = const { RefCell::new(None) };
 }
 
 impl Helper {
     fn start() -> io::Result<Helper> {
         let agent = make_agent();
         let (calls, inbox) = bounded::<(HttpCall, Sender<Wire>)>(1);
+        // A token after each call; `take` consumes it before handing the next one over.
+        let (ready_tx, ready) = bounded::<()>(1);
         let worker = agent.clone();
-        // The spare waits with an empty inbox until its call comes; when the worker thread
-        // ends, its spare's sender drops and the helper returns.
+        // When the worker thread ends (or retires it), the helper's sender drops and it returns.
         crate::threads::spawn_named("llm-http", crate::threads::STACK_PARSER, move || {
-            if let Ok((call, tx)) = inbox.recv() {
+            while let Ok((call, tx)) = inbox.recv() {
                 run_call(&worker, call, &tx);
+                if ready_tx.try_send(()).is_err() {
+                    return;
+                }
             }
         })?;
-        Ok(Helper { agent, calls })
+        Ok(Helper {
+            agent,
+            calls,
+            ready,
+        })
     }
 
+    /// This thread's helper once its last call has finished (after a caller stopped at its
+    /// terminal frame, the helper still reads the body's end); a helper that does not finish
+    /// within `DRAIN_WAIT` is retired and a new one started.
     fn take() -> io::Result<Helper> {
-        match SPARE.with(|s| s.borrow_mut().take()) {
-            Some(h) => Ok(h),
-            None => Helper::start(),
+        if let Some(h) = HELPER.with(|s| s.borrow_mut().take()) {
+            if h.ready.recv_timeout(DRAIN_WAIT).is_ok() {
+                return Ok(h);
+            }
+            log::debug!("provider: the last response did not end; new HTTP thread");
+            h.retire();
         }
+        Helper::start()
     }
 
-    fn prepare_spare() {
-        SPARE.with(|s| {
-            let mut spare = s.borrow_mut();
-            if spare.is_none() {
-                *spare = Helper::start().ok();
-            }
-        });
+    fn keep(self) {
+        HELPER.with(|s| *s.borrow_mut() = Some(self));
+    }
+
+    /// Shuts the agent's sockets (a blocked read returns at once) and drops the call sender,
+    /// so the thread ends as soon as its call does.
+    fn retire(self) {
+        self.agent.shutdown();
     }
 }
 
-/// Timeouts are per request (`run_call`), so a spare agent suits any call.
+/// Timeouts are per request (`run_call`), so one agent suits every call of its helper.
 fn make_agent() -> Agent {
     let config = Agent::config_builder()
         .http_status_as_error(false)
-        .max_idle_connections(0)
+        .max_idle_connections(IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(1)
+        .max_idle_age(IDLE_AGE)
         .build();
     Agent::with_parts(config, DefaultConnector::new(), LiteralFirst::default())
 }
@@ -211,30 +249,32 @@ fn ip_literal(uri: &Uri) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// The exchange's end, and whether the helper has finished its call (it sent its verdict, or
+/// it only has the body's end left to read) and can take the next one.
 fn pump(
     rx: &Receiver<Wire>,
     abort_rx: &Receiver<()>,
     deadline: &Receiver<std::time::Instant>,
     on_frame: &mut dyn FnMut(Pumped) -> Result<bool, ProviderError>,
-) -> Exchange {
+) -> (Exchange, bool) {
     loop {
         select! {
             recv(rx) -> msg => match msg {
                 Ok(Wire::Frame(ev)) => match on_frame(Pumped::Frame(ev)) {
-                    Ok(true) => return Exchange::Complete,
+                    Ok(true) => return (Exchange::Complete, true),
                     Ok(false) => {}
-                    Err(e) => return Exchange::Failed(e),
+                    Err(e) => return (Exchange::Failed(e), false),
                 },
-                Ok(Wire::Eof) => return Exchange::Complete,
+                Ok(Wire::Eof) => return (Exchange::Complete, true),
                 Ok(Wire::Http { status, headers, body }) => {
-                    return Exchange::HttpError { status, headers, body }
+                    return (Exchange::HttpError { status, headers, body }, true)
                 }
-                Ok(Wire::Fail(e)) => return Exchange::Failed(e),
+                Ok(Wire::Fail(e)) => return (Exchange::Failed(e), true),
                 // The helper ended without a verdict (it panicked).
-                Err(_) => return Exchange::Failed(ProviderError::terminated()),
+                Err(_) => return (Exchange::Failed(ProviderError::terminated()), false),
             },
-            recv(abort_rx) -> _ => return Exchange::Aborted,
-            recv(deadline) -> _ => return Exchange::Failed(ProviderError::timeout()),
+            recv(abort_rx) -> _ => return (Exchange::Aborted, false),
+            recv(deadline) -> _ => return (Exchange::Failed(ProviderError::timeout()), false),
         }
     }
 }
@@ -287,8 +327,24 @@ fn run_call(agent: &Agent, call: HttpCall, tx: &Sender<Wire>) {
             Err(e) => Wire::Fail(stream_error(e)),
         };
         let last = !matches!(msg, Wire::Frame(_));
-        if tx.send(msg).is_err() || last {
+        if tx.send(msg).is_err() {
+            return drain(&mut sse);
+        }
+        if last {
             return;
+        }
+    }
+}
+
+/// The caller stopped at its terminal frame: what is left of the body (normally just its
+/// end) is read so the connection goes back to the agent's pool. A body that goes on past
+/// `MAX_DRAIN` is dropped instead, which closes the connection.
+fn drain(sse: &mut SseReader<impl Read>) {
+    let mut left = MAX_DRAIN;
+    while let Ok(Some(ev)) = sse.next_event() {
+        match left.checked_sub(ev.data.len() + 1) {
+            Some(l) => left = l,
+            None => return,
         }
     }
 }
