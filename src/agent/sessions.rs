@@ -17,12 +17,12 @@ mod read;
 use read::{read_store, ReadState};
 
 use crate::routing::normalize_channel_id;
+use parking_lot::RwLockWriteGuard;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Upstream gives up on `sessions.json.lock` after 10 s.
@@ -103,15 +103,13 @@ impl SessionStore {
     /// Every entry, keyed by session key. Missing, unreadable or non-object files read as empty;
     /// legacy field names are renamed in memory.
     pub fn load(&self) -> Map<String, Value> {
-        Arc::unwrap_or_clone(read_store(&self.path).0)
+        read_store(&self.path).0.read().clone()
     }
 
     pub fn get(&self, key: &str) -> Option<Map<String, Value>> {
-        read_store(&self.path)
-            .0
-            .get(key)
-            .cloned()
-            .and_then(into_object)
+        let store = read_store(&self.path).0;
+        let entry = store.read().get(key).cloned();
+        entry.and_then(into_object)
     }
 
     /// Locked read-modify-write of the whole store; `f`'s result is returned after the write.
@@ -128,15 +126,39 @@ impl SessionStore {
         touched: Option<&str>,
         f: impl FnOnce(&mut Map<String, Value>) -> T,
     ) -> Result<T, StoreError> {
+        let out = self.edit(touched, |store| Some(f(store)))?;
+        Ok(out.expect("the closure always asks for a write"))
+    }
+
+    /// The locked read-modify-write every update is: `f` edits the store in place (the cached
+    /// copy itself, see `sessions_cache.rs`) and returns `None` when it changed nothing, which
+    /// writes nothing. A failed write, or a panic in `f`, forgets the copy, which may then be
+    /// ahead of the file.
+    fn edit<T>(
+        &self,
+        touched: Option<&str>,
+        f: impl FnOnce(&mut Map<String, Value>) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
         let _guard = self.lock()?;
-        let (mut store, state) = self.read_for_update();
+        let (store, state) = read_store(&self.path);
         let touched = touched.filter(|_| matches!(state, ReadState::Saved));
         if let ReadState::Corrupt(text) = state {
             self.preserve_corrupt(&text);
         }
-        let out = f(&mut store);
-        self.save(store, touched)?;
-        Ok(out)
+        let unsaved = ForgetUnlessSaved(&self.path);
+        let mut edited = store.write();
+        let Some(out) = f(&mut edited) else {
+            std::mem::forget(unsaved);
+            return Ok(None);
+        };
+        normalize_delivery(&mut edited, touched);
+        let text = serde_json::to_string_pretty(&*RwLockWriteGuard::downgrade(edited))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
+        let staged = crate::state::atomic::stage_private_unsynced(&self.path, text.as_bytes())?;
+        cache::commit_saved(&self.path, staged, store.clone())?;
+        std::mem::forget(unsaved);
+        Ok(Some(out))
     }
 
     /// Mutates one entry in place (created empty when missing) under the lock. Unknown fields
@@ -179,19 +201,18 @@ impl SessionStore {
         key: &str,
         patch: impl FnOnce(&Map<String, Value>) -> Option<Map<String, Value>>,
     ) -> Result<Option<Value>, StoreError> {
-        let _guard = self.lock()?;
-        let (mut store, state) = self.read_for_update();
-        let touched = Some(key).filter(|_| matches!(state, ReadState::Saved));
-        let Some(existing) = store.get(key).and_then(Value::as_object).cloned() else {
-            return Ok(None);
-        };
-        let Some(patch) = patch(&existing) else {
-            return Ok(Some(Value::Object(existing)));
-        };
-        let merged = Value::Object(merge_session_entry(Some(existing), patch));
-        store.insert(key.to_string(), merged.clone());
-        self.save(store, touched)?;
-        Ok(Some(merged))
+        let mut unchanged = None;
+        let merged = self.edit(Some(key), |store| {
+            let existing = store.get(key).and_then(Value::as_object)?;
+            let Some(patch) = patch(existing) else {
+                unchanged = Some(Value::Object(existing.clone()));
+                return None;
+            };
+            let merged = Value::Object(merge_session_entry(Some(existing.clone()), patch));
+            store.insert(key.to_string(), merged.clone());
+            Some(merged)
+        })?;
+        Ok(merged.or(unchanged))
     }
 
     /// Removes an entry; returns it if it existed. Transcripts are left alone.
@@ -227,38 +248,6 @@ impl SessionStore {
         StoreLock::acquire(&self.path, &self.lock_path(), self.lock_timeout)
     }
 
-    /// The store to edit under the lock, as an owned copy: the cached one keeps serving
-    /// readers (the file is unchanged until the rename) while this update is written.
-    fn read_for_update(&self) -> (Map<String, Value>, ReadState) {
-        let (store, state) = read_store(&self.path);
-        (Arc::unwrap_or_clone(store), state)
-    }
-
-    /// Upstream normalises delivery fields on every save, then writes 2-space JSON, no newline.
-    /// A store this process saved last is normalised already, so only the `touched` entry is
-    /// normalised again (the same output for a fraction of the work on a large store). The
-    /// saved store becomes the cached one; the lock is held, so the stamp taken after the
-    /// rename is this write's.
-    fn save(&self, mut store: Map<String, Value>, touched: Option<&str>) -> io::Result<()> {
-        let entries: Box<dyn Iterator<Item = &mut Value>> = match touched {
-            Some(key) => Box::new(store.get_mut(key).into_iter()),
-            None => Box::new(store.values_mut()),
-        };
-        for entry in entries {
-            if let Some(obj) = entry.as_object_mut() {
-                normalize_entry_delivery(obj);
-            }
-        }
-        // serde_json's pretty form is `JSON.stringify(store, null, 2)` for everything a store
-        // holds (strings, integers, plain decimals), and several times faster than the JSON5
-        // writer on a store with hundreds of sessions.
-        let text =
-            serde_json::to_string_pretty(&store).map_err(|e| io::Error::other(e.to_string()))?;
-        // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
-        let staged = crate::state::atomic::stage_private_unsynced(&self.path, text.as_bytes())?;
-        cache::commit_saved(&self.path, staged, store)
-    }
-
     /// Upstream silently replaces an unparseable store with the next write; keep a copy first.
     fn preserve_corrupt(&self, text: &str) {
         let mut name = self.path.as_os_str().to_owned();
@@ -269,6 +258,31 @@ impl SessionStore {
             Path::new(&name).display()
         );
         let _ = fs::write(&name, text);
+    }
+}
+
+/// Upstream normalises delivery fields on every save. A store this process saved last is
+/// normalised already, so only the `touched` entry is normalised again (the same output for a
+/// fraction of the work on a large store).
+fn normalize_delivery(store: &mut Map<String, Value>, touched: Option<&str>) {
+    let entries: Box<dyn Iterator<Item = &mut Value>> = match touched {
+        Some(key) => Box::new(store.get_mut(key).into_iter()),
+        None => Box::new(store.values_mut()),
+    };
+    for entry in entries {
+        if let Some(obj) = entry.as_object_mut() {
+            normalize_entry_delivery(obj);
+        }
+    }
+}
+
+/// Forgets the cached copy of a store unless defused with `mem::forget` once its edit is on
+/// disk (or changed nothing): an error return or a panic leaves the copy ahead of the file.
+struct ForgetUnlessSaved<'a>(&'a Path);
+
+impl Drop for ForgetUnlessSaved<'_> {
+    fn drop(&mut self) {
+        cache::forget(self.0);
     }
 }
 
@@ -471,6 +485,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mb-sess-{}", crate::util::uuid_v4()));
         let store = SessionStore::new(dir.join("sessions.json"));
         (dir, store)
+    }
+
+    #[test]
+    fn an_edit_that_panics_leaves_no_trace_in_memory() {
+        let (dir, store) = temp_store();
+        store
+            .update("k", |e| drop(e.insert("n".into(), json!(1))))
+            .unwrap();
+        let edit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = store.update("k", |e| {
+                e.insert("n".into(), json!(2));
+                panic!("mid-edit");
+            });
+        }));
+        assert!(edit.is_err());
+        assert_eq!(
+            store.get("k").unwrap()["n"],
+            1,
+            "the half-done edit was forgotten"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

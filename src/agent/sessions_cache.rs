@@ -5,11 +5,14 @@
 //! copy for 45 s without checking the file; this one is never stale.
 //!
 //! Readers open and stamp the file under the cache's lock, and this process's saves rename
-//! their new version into place under it too, so a reader sees a save either wholly before
-//! (old file, old copy) or wholly after (new file, new copy), never the new file without its
-//! copy, which would cost it a full parse.
+//! their new version into place under it too, so a reader never sees the new file without its
+//! copy, which would cost it a full parse. A save edits the copy in place (under the copy's
+//! write lock, with `sessions.json.lock` held) rather than a clone of it, so an update costs
+//! the change and the serialisation, not a copy of every session: in-process readers see the
+//! change from then on, a moment before the file has it, and a failed save (or a panic while
+//! editing) forgets the copy so the file is parsed afresh.
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -28,11 +31,13 @@ const MAX_STORES: usize = 16;
 const IDLE: Duration = Duration::from_secs(60);
 
 pub type Store = Map<String, Value>;
+/// One parsed store, shared by the cache and its readers; edited in place by saves.
+pub type Shared = Arc<RwLock<Store>>;
 
 struct Cached {
     path: PathBuf,
     stamp: Stamp,
-    store: Arc<Store>,
+    store: Shared,
     /// Saved by this process (normalised), rather than parsed from another writer's file.
     saved: bool,
     used: Instant,
@@ -43,7 +48,7 @@ static CACHE: Mutex<Vec<Cached>> = Mutex::new(Vec::new());
 
 pub enum Lookup {
     /// The copy of the file as it is, and whether this process saved it.
-    Hit(Arc<Store>, bool),
+    Hit(Shared, bool),
     /// Not cached (or changed): the opened file, to parse, and its stamp for `put_parsed`.
     Miss(File, Option<Stamp>),
     /// No file (or unreadable).
@@ -79,7 +84,7 @@ pub fn lookup(path: &Path) -> Lookup {
 
 /// Caches a store parsed from the file version `stamp`, unless a newer version replaced it
 /// while it was being parsed.
-pub fn put_parsed(path: &Path, stamp: Stamp, store: Arc<Store>) {
+pub fn put_parsed(path: &Path, stamp: Stamp, store: Shared) {
     let mut cache = CACHE.lock();
     if Stamp::of_path(path) != Some(stamp) {
         return;
@@ -90,11 +95,16 @@ pub fn put_parsed(path: &Path, stamp: Stamp, store: Arc<Store>) {
 }
 
 /// Puts this process's new version in place (the rename) and caches it, in one step.
-pub fn commit_saved(path: &Path, staged: Staged, store: Store) -> io::Result<()> {
+pub fn commit_saved(path: &Path, staged: Staged, store: Shared) -> io::Result<()> {
     let mut cache = CACHE.lock();
-    staged.commit()?;
+    if let Err(e) = staged.commit() {
+        let old = take(&mut cache, path);
+        drop(cache);
+        drop(old);
+        return Err(e);
+    }
     let old = match Stamp::of_path(path) {
-        Some(stamp) => insert(&mut cache, path, stamp, Arc::new(store), true),
+        Some(stamp) => insert(&mut cache, path, stamp, store, true),
         None => take(&mut cache, path),
     };
     drop(cache);
@@ -108,7 +118,7 @@ fn insert(
     cache: &mut Vec<Cached>,
     path: &Path,
     stamp: Stamp,
-    store: Arc<Store>,
+    store: Shared,
     saved: bool,
 ) -> Vec<Cached> {
     let mut old = take(cache, path);
@@ -123,6 +133,12 @@ fn insert(
         used: Instant::now(),
     });
     old
+}
+
+/// Drops the copy of `path`: it may be ahead of the file (a save that failed or was cut short).
+pub fn forget(path: &Path) {
+    let old = take(&mut CACHE.lock(), path);
+    drop(old);
 }
 
 /// Lets go of copies unused longer than `IDLE`; true if any went.
@@ -159,11 +175,7 @@ mod tests {
         let path = dir.join("sessions.json");
         fs::write(&path, "{}").unwrap();
         assert!(!hit(&path));
-        put_parsed(
-            &path,
-            Stamp::of_path(&path).unwrap(),
-            Arc::new(Store::new()),
-        );
+        put_parsed(&path, Stamp::of_path(&path).unwrap(), Shared::default());
         assert!(hit(&path));
         // Same length, new content, by rename as every writer does.
         fs::write(dir.join("tmp"), "[]").unwrap();
@@ -171,10 +183,10 @@ mod tests {
         assert!(!hit(&path));
         // This process's save is cached as it lands.
         let staged = crate::state::atomic::stage_private_unsynced(&path, b"{\"k\": {}}").unwrap();
-        let mut store = Store::new();
-        store.insert("k".into(), Value::Object(Map::new()));
+        let store = Shared::default();
+        store.write().insert("k".into(), Value::Object(Map::new()));
         commit_saved(&path, staged, store).unwrap();
-        assert!(matches!(lookup(&path), Lookup::Hit(s, true) if s.contains_key("k")));
+        assert!(matches!(lookup(&path), Lookup::Hit(s, true) if s.read().contains_key("k")));
         // An idle copy is let go; the file is parsed again next time.
         assert!(expire_unused_for(Duration::ZERO));
         assert!(!hit(&path));

@@ -2,13 +2,11 @@
 //! empty and is set aside by the next write; legacy field names renamed), through the
 //! in-process copy kept by `sessions_cache.rs`.
 
+use super::cache::{self, Shared};
+use super::into_object;
 use serde_json::{Map, Value};
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
-
-use super::cache;
-use super::into_object;
 
 pub(super) enum ReadState {
     Missing,
@@ -20,19 +18,19 @@ pub(super) enum ReadState {
 
 /// The store as parsed, from the cache when the file is the version cached (stamped from the
 /// open handle, so the stamp is that of the bytes read).
-pub(super) fn read_store(path: &Path) -> (Arc<Map<String, Value>>, ReadState) {
+pub(super) fn read_store(path: &Path) -> (Shared, ReadState) {
     let (mut file, stamp) = match cache::lookup(path) {
         cache::Lookup::Hit(store, true) => return (store, ReadState::Saved),
         cache::Lookup::Hit(store, false) => return (store, ReadState::Parsed),
-        cache::Lookup::Missing => return (Arc::default(), ReadState::Missing),
+        cache::Lookup::Missing => return (Shared::default(), ReadState::Missing),
         cache::Lookup::Miss(file, stamp) => (file, stamp),
     };
     let mut text = String::new();
     if file.read_to_string(&mut text).is_err() {
-        return (Arc::default(), ReadState::Missing);
+        return (Shared::default(), ReadState::Missing);
     }
     let (store, state) = parse_store(text);
-    let store = Arc::new(store);
+    let store = Shared::new(store.into());
     if let (Some(stamp), ReadState::Parsed) = (stamp, &state) {
         cache::put_parsed(path, stamp, store.clone());
     }
