@@ -14,10 +14,11 @@ mod cache;
 pub use cache::expire_idle as expire_idle_copies;
 #[path = "sessions_read.rs"]
 mod read;
+#[path = "sessions_write.rs"]
+mod write;
 use read::{read_store, ReadState};
 
 use crate::routing::normalize_channel_id;
-use parking_lot::RwLockWriteGuard;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::fs;
@@ -103,12 +104,12 @@ impl SessionStore {
     /// Every entry, keyed by session key. Missing, unreadable or non-object files read as empty;
     /// legacy field names are renamed in memory.
     pub fn load(&self) -> Map<String, Value> {
-        read_store(&self.path).0.read().clone()
+        read_store(&self.path).0.read().sessions.clone()
     }
 
     pub fn get(&self, key: &str) -> Option<Map<String, Value>> {
         let store = read_store(&self.path).0;
-        let entry = store.read().get(key).cloned();
+        let entry = store.read().sessions.get(key).cloned();
         entry.and_then(into_object)
     }
 
@@ -147,13 +148,14 @@ impl SessionStore {
         }
         let unsaved = ForgetUnlessSaved(&self.path);
         let mut edited = store.write();
-        let Some(out) = f(&mut edited) else {
+        let before = touched.map(|key| write::Before::of(&edited.sessions, key));
+        let Some(out) = f(&mut edited.sessions) else {
             std::mem::forget(unsaved);
             return Ok(None);
         };
-        normalize_delivery(&mut edited, touched);
-        let text = serde_json::to_string_pretty(&*RwLockWriteGuard::downgrade(edited))
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        normalize_delivery(&mut edited.sessions, touched);
+        let text = edited.render(before)?;
+        drop(edited);
         // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
         let staged = crate::state::atomic::stage_private_unsynced(&self.path, text.as_bytes())?;
         cache::commit_saved(&self.path, staged, store.clone())?;

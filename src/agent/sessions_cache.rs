@@ -13,7 +13,6 @@
 //! editing) forgets the copy so the file is parsed afresh.
 
 use parking_lot::{Mutex, RwLock};
-use serde_json::{Map, Value};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,9 +29,9 @@ const MAX_STORES: usize = 16;
 /// takes about 11 times its file's size (1.1 MiB for 200 sessions). Upstream's copy lives 45 s.
 const IDLE: Duration = Duration::from_secs(60);
 
-pub type Store = Map<String, Value>;
+pub use super::write::Parsed;
 /// One parsed store, shared by the cache and its readers; edited in place by saves.
-pub type Shared = Arc<RwLock<Store>>;
+pub type Shared = Arc<RwLock<Parsed>>;
 
 struct Cached {
     path: PathBuf,
@@ -162,6 +161,7 @@ fn take(cache: &mut Vec<Cached>, path: &Path) -> Vec<Cached> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Map, Value};
     use std::fs;
 
     fn hit(path: &Path) -> bool {
@@ -184,9 +184,14 @@ mod tests {
         // This process's save is cached as it lands.
         let staged = crate::state::atomic::stage_private_unsynced(&path, b"{\"k\": {}}").unwrap();
         let store = Shared::default();
-        store.write().insert("k".into(), Value::Object(Map::new()));
+        store
+            .write()
+            .sessions
+            .insert("k".into(), Value::Object(Map::new()));
         commit_saved(&path, staged, store).unwrap();
-        assert!(matches!(lookup(&path), Lookup::Hit(s, true) if s.read().contains_key("k")));
+        assert!(
+            matches!(lookup(&path), Lookup::Hit(s, true) if s.read().sessions.contains_key("k"))
+        );
         // An idle copy is let go; the file is parsed again next time.
         assert!(expire_unused_for(Duration::ZERO));
         assert!(!hit(&path));

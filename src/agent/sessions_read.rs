@@ -2,7 +2,7 @@
 //! empty and is set aside by the next write; legacy field names renamed), through the
 //! in-process copy kept by `sessions_cache.rs`.
 
-use super::cache::{self, Shared};
+use super::cache::{self, Parsed, Shared};
 use super::into_object;
 use serde_json::{Map, Value};
 use std::io::Read;
@@ -30,7 +30,7 @@ pub(super) fn read_store(path: &Path) -> (Shared, ReadState) {
         return (Shared::default(), ReadState::Missing);
     }
     let (store, state) = parse_store(text);
-    let store = Shared::new(store.into());
+    let store = Shared::new(Parsed::new(store).into());
     if let (Some(stamp), ReadState::Parsed) = (stamp, &state) {
         cache::put_parsed(path, stamp, store.clone());
     }
