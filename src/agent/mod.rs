@@ -20,6 +20,7 @@ pub mod tools;
 pub mod transcript;
 pub mod turn;
 pub mod turn_loop;
+mod turn_request;
 pub mod turn_session;
 pub mod usage_cost;
 
