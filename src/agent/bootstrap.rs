@@ -39,6 +39,9 @@ const CORE_FILES: [&str; 7] = [
 ];
 /// Loaded only when present (both spellings, de-duplicated by real path).
 const MEMORY_FILES: [&str; 2] = ["MEMORY.md", "memory.md"];
+/// The first candidates (`bootstrap_candidates`) are the files `ensure_workspace` writes when
+/// missing.
+pub const ENSURED_CANDIDATES: usize = 6;
 /// What a sub-agent session sees.
 const SUBAGENT_FILES: [&str; 2] = ["AGENTS.md", "TOOLS.md"];
 

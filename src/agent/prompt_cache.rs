@@ -31,17 +31,50 @@ type Context = (Vec<BootstrapFile>, Vec<ContextFile>);
 static CONTEXTS: Mutex<Vec<(ContextKey, Arc<Context>)>> = Mutex::new(Vec::new());
 static PROMPTS: Mutex<Vec<(PromptParams, Arc<str>)>> = Mutex::new(Vec::new());
 
+/// `bootstrap::ensure_workspace`, then `bootstrap_context`. The stamps come first: when they
+/// show every file `ensure_workspace` would write already there, its writes would all fail
+/// with "exists", so it is skipped and a turn costs one `stat` per candidate file.
+pub fn workspace_context(
+    dir: &str,
+    skip_bootstrap: bool,
+    session_key: Option<&str>,
+    max_chars: usize,
+) -> Context {
+    let mut stamps = stamps_of(dir);
+    let complete = stamps[..bootstrap::ENSURED_CANDIDATES]
+        .iter()
+        .all(Option::is_some);
+    if skip_bootstrap || !complete {
+        if let Err(e) = bootstrap::ensure_workspace(dir, skip_bootstrap) {
+            log::warn!(target: "agent", "could not prepare workspace {dir}: {e}");
+        }
+        if !skip_bootstrap {
+            stamps = stamps_of(dir);
+        }
+    }
+    context_with(dir, session_key, max_chars, stamps)
+}
+
+fn stamps_of(dir: &str) -> Vec<Option<Stamp>> {
+    bootstrap::bootstrap_candidates(dir)
+        .iter()
+        .map(|p| Stamp::of_path(p))
+        .collect()
+}
+
 /// `bootstrap::resolve_bootstrap_context`, from memory while no candidate file changed.
-pub fn bootstrap_context(dir: &str, session_key: Option<&str>, max_chars: usize) -> Context {
-    // Stamped before reading: a file changed meanwhile is read again next time.
+/// Stamped before reading: a file changed meanwhile is read again next time.
+fn context_with(
+    dir: &str,
+    session_key: Option<&str>,
+    max_chars: usize,
+    stamps: Vec<Option<Stamp>>,
+) -> Context {
     let key = ContextKey {
         dir: dir.to_string(),
         subagent: session_key.is_some_and(bootstrap::is_subagent_session_key),
         max_chars,
-        stamps: bootstrap::bootstrap_candidates(dir)
-            .iter()
-            .map(|p| Stamp::of_path(p))
-            .collect(),
+        stamps,
     };
     if let Some(hit) = remembered(&CONTEXTS, &key) {
         return (*hit).clone();
@@ -107,16 +140,39 @@ mod tests {
                 .find(|f| f.path == "AGENTS.md")
                 .map(|f| f.content.clone())
         };
-        let first = bootstrap_context(&ws, None, 20_000);
+        let first = workspace_context(&ws, true, None, 20_000);
         assert_eq!(content(&first).as_deref(), Some("first rules"));
         assert_eq!(
-            bootstrap_context(&ws, None, 20_000),
+            workspace_context(&ws, true, None, 20_000),
             first,
             "served from memory"
         );
         fs::write(dir.join("AGENTS.md"), "second rules, longer").unwrap();
-        let second = bootstrap_context(&ws, None, 20_000);
+        let second = workspace_context(&ws, true, None, 20_000);
         assert_eq!(content(&second).as_deref(), Some("second rules, longer"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_deleted_template_is_written_again_and_read() {
+        let dir = std::env::temp_dir().join(format!("moltbot-pc-{}", crate::util::uuid_v4()));
+        let ws = dir.to_string_lossy().into_owned();
+        let has_agents = |ctx: &Context| {
+            ctx.1
+                .iter()
+                .any(|f| f.path == "AGENTS.md" && !f.content.is_empty())
+        };
+        assert!(has_agents(&workspace_context(&ws, false, None, 20_000)));
+        fs::write(dir.join("SOUL.md"), "my own soul").unwrap();
+        fs::remove_file(dir.join("AGENTS.md")).unwrap();
+        let again = workspace_context(&ws, false, None, 20_000);
+        assert!(dir.join("AGENTS.md").exists(), "the template is back");
+        assert!(has_agents(&again));
+        let soul = again.1.iter().find(|f| f.path == "SOUL.md").unwrap();
+        assert_eq!(
+            soul.content, "my own soul",
+            "an existing file is never overwritten"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 

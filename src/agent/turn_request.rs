@@ -71,12 +71,13 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet
     let cfg = &input.config.config;
     let ws = input.workspace.to_string_lossy().into_owned();
     let skip = cfg.pointer("/agents/defaults/skipBootstrap") == Some(&Value::Bool(true));
-    if let Err(e) = bootstrap::ensure_workspace(&ws, skip) {
-        log::warn!(target: "agent", "could not prepare workspace {ws}: {e}");
-    }
     let max_chars = bootstrap::resolve_bootstrap_max_chars(cfg);
-    let (files, context_files) =
-        crate::agent::prompt_cache::bootstrap_context(&ws, Some(&input.session_key), max_chars);
+    let (files, context_files) = crate::agent::prompt_cache::workspace_context(
+        &ws,
+        skip,
+        Some(&input.session_key),
+        max_chars,
+    );
     let default =
         models::resolve_configured_model_ref(cfg, models::DEFAULT_PROVIDER, models::DEFAULT_MODEL);
     let tz = cfg
