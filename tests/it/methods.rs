@@ -200,3 +200,33 @@ fn models_list_serves_the_embedded_catalog() {
     assert!(opus["contextWindow"].as_u64().unwrap_or(0) >= 200_000);
     assert!(list.iter().any(|m| m["provider"] == "openai"));
 }
+
+#[test]
+fn models_list_follows_a_reloaded_config() {
+    let config = |models: &str| {
+        format!(
+            r#"{{ gateway: {{ mode: "local" }}, models: {{ providers: {{ lab: {{
+  baseUrl: "http://127.0.0.1:9/v1", api: "openai-completions", models: [{models}] }} }} }} }}"#
+        )
+    };
+    let lab = |ws: &mut Ws| -> Vec<String> {
+        let models = ws.call("models.list", json!({}));
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["provider"] == "lab")
+            .map(|m| m["id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let gw = Gateway::start(Opts::local(&config(r#"{ id: "one", name: "One" }"#)));
+    let (mut ws, _) = gw.connect();
+    assert_eq!(lab(&mut ws), ["one"]);
+    let two = config(r#"{ id: "one", name: "One" }, { id: "two", name: "Two" }"#);
+    std::fs::write(gw.config_path(), two).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while lab(&mut ws) != ["one", "two"] {
+        assert!(std::time::Instant::now() < deadline, "{:?}", lab(&mut ws));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -392,3 +392,23 @@ fn delete_of_a_running_session_aborts_it_first() {
     assert_eq!(res["ok"], true);
     assert!(store(&gw).get("agent:main:busy").is_none());
 }
+
+#[test]
+fn patch_sets_and_clears_a_model_override() {
+    let (gw, _, mut ws) = seeded();
+    let res = ws.call(
+        "sessions.patch",
+        json!({"key": "work", "model": "openai/gpt-5.2"}),
+    );
+    assert_eq!(res["entry"]["providerOverride"], "openai", "{res}");
+    assert_eq!(res["entry"]["modelOverride"], "gpt-5.2");
+    assert_eq!(store(&gw)["agent:main:work"]["modelOverride"], "gpt-5.2");
+    let res = ws.call("sessions.patch", json!({"key": "work", "model": null}));
+    let entry = res["entry"].as_object().unwrap();
+    assert!(!entry.contains_key("modelOverride"), "{entry:?}");
+    let (code, msg) = ws.call_err("sessions.patch", json!({"key": "work", "model": " "}));
+    assert_eq!(
+        (code.as_str(), msg.as_str()),
+        ("INVALID_REQUEST", "invalid model: empty")
+    );
+}

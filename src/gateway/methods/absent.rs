@@ -35,8 +35,7 @@ pub fn handle(gw: &mut Gateway, method: &str, params: &Value) -> RpcResult {
             Ok(summary)
         }
         "models.list" => {
-            let registry =
-                crate::agent::models::registry::Registry::from_config(&gw.snapshot.config);
+            let registry = crate::agent::models::registry::Registry::for_snapshot(&gw.snapshot);
             Ok(crate::agent::models::registry::models_list_payload(
                 &registry.catalog(),
             ))

@@ -280,12 +280,12 @@ fn archive(path: &Path, reason: &str) -> std::io::Result<String> {
 
 fn patch(gw: &mut Gateway, params: &Value) -> RpcResult {
     let t = Target::new(gw, key_of(params)?);
-    let cfg = &gw.snapshot.config;
+    let snapshot = &gw.snapshot;
     let applied = t
         .store
         .update_store(|store| {
             t.adopt(store);
-            patching::apply_patch(cfg, store, &t.canonical, params)
+            patching::apply_patch(snapshot, store, &t.canonical, params)
         })
         .map_err(store_err)??;
     Ok(json!({"ok": true, "path": t.store.path(), "key": t.canonical, "entry": applied}))

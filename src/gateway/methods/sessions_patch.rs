@@ -2,9 +2,11 @@
 //! each present field is normalised, `null` clears it, and the first invalid one is the error.
 
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 use super::{truthy, LABEL_MAX};
 use crate::agent::models::{self, Registry, DEFAULT_MODEL, DEFAULT_PROVIDER};
+use crate::config::Snapshot;
 use crate::gateway::methods::RpcError;
 use crate::util::{now_ms, uuid_v4};
 
@@ -151,11 +153,12 @@ fn supports_xhigh(provider: &str, model: &str) -> bool {
 
 /// Upstream `applySessionsPatchToStore`.
 pub(super) fn apply_patch(
-    cfg: &Value,
+    snapshot: &Arc<Snapshot>,
     store: &mut Map<String, Value>,
     key: &str,
     p: &Value,
 ) -> Result<Value, RpcError> {
+    let cfg = &snapshot.config;
     let invalid = |m: String| Err(RpcError::invalid(m));
     let now = now_ms();
     let existing = store.get(key).and_then(Value::as_object).cloned();
@@ -268,7 +271,7 @@ pub(super) fn apply_patch(
             None => None,
             Some("") => return invalid("invalid model: empty".into()),
             Some(m) => {
-                let catalog = Registry::from_config(cfg).catalog();
+                let catalog = Registry::for_snapshot(snapshot).catalog();
                 let (r, _) = models::resolve_allowed_model_ref(
                     cfg,
                     &catalog,
