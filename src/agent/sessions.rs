@@ -114,6 +114,8 @@ impl SessionStore {
     }
 
     /// Locked read-modify-write of the whole store; `f`'s result is returned after the write.
+    /// `f` edits the shared copy under its write lock, so it must not read this store itself
+    /// (`get`, `load`: that would wait on its own lock); everything it needs is in the map.
     pub fn update_store<T>(
         &self,
         f: impl FnOnce(&mut Map<String, Value>) -> T,
