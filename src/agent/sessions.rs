@@ -145,8 +145,8 @@ impl SessionStore {
         let _guard = self.lock()?;
         let (store, state) = read_store(&self.path);
         let touched = touched.filter(|_| matches!(state, ReadState::Saved));
-        if let ReadState::Corrupt(text) = state {
-            self.preserve_corrupt(&text);
+        if let ReadState::Corrupt(bytes) = state {
+            self.preserve_corrupt(&bytes);
         }
         let unsaved = ForgetUnlessSaved(&self.path);
         let mut edited = store.write();
@@ -253,7 +253,7 @@ impl SessionStore {
     }
 
     /// Upstream silently replaces an unparseable store with the next write; keep a copy first.
-    fn preserve_corrupt(&self, text: &str) {
+    fn preserve_corrupt(&self, bytes: &[u8]) {
         let mut name = self.path.as_os_str().to_owned();
         name.push(format!(".corrupt.{}", crate::util::now_ms()));
         log::warn!(
@@ -261,7 +261,7 @@ impl SessionStore {
             self.path.display(),
             Path::new(&name).display()
         );
-        let _ = fs::write(&name, text);
+        let _ = fs::write(&name, bytes);
     }
 }
 

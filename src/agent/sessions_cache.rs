@@ -49,15 +49,16 @@ pub enum Lookup {
     /// The copy of the file as it is, and whether this process saved it.
     Hit(Shared, bool),
     /// Not cached (or changed): the opened file, to parse, and its stamp for `put_parsed`.
-    Miss(File, Option<Stamp>),
-    /// No file (or unreadable).
+    Miss(File, Stamp),
+    /// No file, or not a regular one (a FIFO, a device, a directory), or unreadable.
     Missing,
 }
 
 pub fn lookup(path: &Path) -> Lookup {
     let mut cache = CACHE.lock();
-    // Non-blocking, so a FIFO put in the store's place fails to read instead of holding the
-    // lock (and every turn) until a writer appears; a regular file reads as always.
+    // Non-blocking, so opening a FIFO put in the store's place does not hold the lock (and
+    // every turn) until a writer appears; only a regular file is read at all, so neither a
+    // FIFO nor a device (an endless `/dev/zero`) can block or fill memory.
     let opened = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -65,10 +66,13 @@ pub fn lookup(path: &Path) -> Lookup {
     let Ok(file) = opened else {
         return Lookup::Missing;
     };
-    let stamp = file.metadata().ok().map(|m| Stamp::of(&m));
+    let stamp = match file.metadata() {
+        Ok(m) if m.is_file() => Stamp::of(&m),
+        _ => return Lookup::Missing,
+    };
     let current = cache
         .iter()
-        .position(|c| c.path == path && Some(c.stamp) == stamp);
+        .position(|c| c.path == path && c.stamp == stamp);
     match current {
         Some(i) => {
             let mut hit = cache.remove(i);
