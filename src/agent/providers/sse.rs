@@ -203,6 +203,20 @@ impl<R: Read> SseReader<R> {
         String::from_utf8_lossy(&self.line).into_owned()
     }
 
+    /// Reads and discards the rest of the stream, frames or not, but at most `max` more bytes;
+    /// true if the stream ended within them.
+    pub fn discard_rest(&mut self, max: u64) -> bool {
+        let stop = self.total.saturating_add(max);
+        loop {
+            self.pos = self.len;
+            match self.fill() {
+                Ok(true) if self.total <= stop => {}
+                Ok(true) | Err(_) => return false,
+                Ok(false) => return true,
+            }
+        }
+    }
+
     /// Refills the buffer; false at end of stream.
     fn fill(&mut self) -> Result<bool, SseError> {
         if self.eof {
@@ -288,6 +302,18 @@ mod tests {
     fn empty_data_dispatches_but_blank_frames_do_not() {
         assert_eq!(all("\n\n\ndata:\n\n", 4), vec![ev(None, "")]);
         assert_eq!(all("event: ping\n\n", 4), vec![ev(Some("ping"), "")]);
+    }
+
+    #[test]
+    fn discarding_stops_at_the_end_or_at_the_bound() {
+        let mut r = SseReader::new("data: a\n\n: rest\n".as_bytes());
+        assert!(r.next_event().unwrap().is_some());
+        assert!(r.discard_rest(1024), "ended");
+        // Comment lines forever: never a frame, yet the discard stops.
+        let endless = std::io::repeat(b':');
+        let mut r = SseReader::new(endless);
+        assert!(!r.discard_rest(64 * 1024), "cut at the bound");
+        assert!(r.total <= 64 * 1024 + 16 * 1024);
     }
 
     #[test]

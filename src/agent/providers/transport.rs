@@ -38,7 +38,7 @@ const IDLE_CONNECTIONS: usize = 2;
 /// inside the idle limits of the providers' front ends).
 const IDLE_AGE: Duration = Duration::from_secs(15);
 /// After the caller's terminal frame, the helper reads at most this much more of the body.
-const MAX_DRAIN: usize = 64 * 1024;
+const MAX_DRAIN: u64 = 64 * 1024;
 /// How long a call waits for the helper to finish the last body before starting a new one.
 const DRAIN_WAIT: Duration = Duration::from_millis(20);
 
@@ -328,23 +328,14 @@ fn run_call(agent: &Agent, call: HttpCall, tx: &Sender<Wire>) {
         };
         let last = !matches!(msg, Wire::Frame(_));
         if tx.send(msg).is_err() {
-            return drain(&mut sse);
+            // The caller stopped at its terminal frame: what is left of the body (normally
+            // just its end) is read so the connection goes back to the agent's pool; a body
+            // that goes on past `MAX_DRAIN` is dropped instead, which closes the connection.
+            sse.discard_rest(MAX_DRAIN);
+            return;
         }
         if last {
             return;
-        }
-    }
-}
-
-/// The caller stopped at its terminal frame: what is left of the body (normally just its
-/// end) is read so the connection goes back to the agent's pool. A body that goes on past
-/// `MAX_DRAIN` is dropped instead, which closes the connection.
-fn drain(sse: &mut SseReader<impl Read>) {
-    let mut left = MAX_DRAIN;
-    while let Ok(Some(ev)) = sse.next_event() {
-        match left.checked_sub(ev.data.len() + 1) {
-            Some(l) => left = l,
-            None => return,
         }
     }
 }
