@@ -225,6 +225,34 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 }
 
 /// The host name, as upstream reports it in `server.host` and presence.
+/// A value read again at most once per `ttl`: host facts that change about never but cost
+/// syscalls to read on every turn.
+pub struct Refreshed<T> {
+    ttl: std::time::Duration,
+    slot: parking_lot::Mutex<Option<(std::time::Instant, T)>>,
+}
+
+impl<T: Clone> Refreshed<T> {
+    pub const fn new(ttl: std::time::Duration) -> Self {
+        Refreshed {
+            ttl,
+            slot: parking_lot::Mutex::new(None),
+        }
+    }
+
+    pub fn get(&self, read: impl FnOnce() -> T) -> T {
+        let mut slot = self.slot.lock();
+        match &*slot {
+            Some((at, value)) if at.elapsed() < self.ttl => value.clone(),
+            _ => {
+                let value = read();
+                *slot = Some((std::time::Instant::now(), value.clone()));
+                value
+            }
+        }
+    }
+}
+
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
@@ -237,6 +265,19 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refreshed_value_is_read_once_per_ttl() {
+        let reads = std::cell::Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            reads.get()
+        };
+        let kept = Refreshed::new(std::time::Duration::from_secs(60));
+        assert_eq!((kept.get(read), kept.get(read)), (1, 1));
+        let stale = Refreshed::new(std::time::Duration::ZERO);
+        assert_eq!((stale.get(read), stale.get(read)), (2, 3));
+    }
 
     #[test]
     fn iso_matches_javascript() {

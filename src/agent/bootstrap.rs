@@ -397,24 +397,16 @@ fn find_git_root(start: &Path) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // Host facts for the `Runtime:` line (kept here so `prompt` does no I/O)
 
-const HOST_FACTS_TTL: Duration = Duration::from_secs(60);
+pub(crate) const HOST_FACTS_TTL: Duration = Duration::from_secs(60);
 
 impl RuntimeInfo {
     /// This host: display name (`.local` dropped), `<uname sysname> <release>`, Node-style arch.
     /// Read at most once a minute: upstream asks the OS on every run, but these facts change
     /// about never and reading them is several syscalls on every turn's path.
     pub fn detect() -> Self {
-        static LAST: parking_lot::Mutex<Option<(Instant, RuntimeInfo)>> =
-            parking_lot::Mutex::new(None);
-        let mut last = LAST.lock();
-        match &*last {
-            Some((at, info)) if at.elapsed() < HOST_FACTS_TTL => info.clone(),
-            _ => {
-                let info = Self::read_host();
-                *last = Some((Instant::now(), info.clone()));
-                info
-            }
-        }
+        static HOST: crate::util::Refreshed<RuntimeInfo> =
+            crate::util::Refreshed::new(HOST_FACTS_TTL);
+        HOST.get(Self::read_host)
     }
 
     fn read_host() -> Self {

@@ -56,17 +56,9 @@ pub fn is_valid_timezone(name: &str) -> bool {
 /// The host zone name as `Intl…resolvedOptions().timeZone` reports it (`Etc/UTC` → `UTC`).
 pub fn host_timezone() -> String {
     // V8 resolves the host zone once per process; re-read here at most once a minute.
-    static LAST: parking_lot::Mutex<Option<(std::time::Instant, String)>> =
-        parking_lot::Mutex::new(None);
-    let mut last = LAST.lock();
-    match &*last {
-        Some((at, name)) if at.elapsed() < std::time::Duration::from_secs(60) => name.clone(),
-        _ => {
-            let name = read_host_timezone();
-            *last = Some((std::time::Instant::now(), name.clone()));
-            name
-        }
-    }
+    static ZONE: crate::util::Refreshed<String> =
+        crate::util::Refreshed::new(crate::agent::bootstrap::HOST_FACTS_TTL);
+    ZONE.get(read_host_timezone)
 }
 
 fn read_host_timezone() -> String {
