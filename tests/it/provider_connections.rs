@@ -19,6 +19,11 @@ fn final_text(ws: &mut Ws, run: &str) -> String {
         .to_string()
 }
 
+/// Which connection carried each request, in order.
+fn conns(fake: &FakeLlm) -> Vec<usize> {
+    fake.requests().iter().map(|r| r.conn).collect()
+}
+
 #[test]
 fn consecutive_turns_and_tool_calls_share_one_connection() {
     let fake = FakeLlm::start();
@@ -41,8 +46,11 @@ fn consecutive_turns_and_tool_calls_share_one_connection() {
     assert_eq!(final_text(&mut ws, "ka-1"), "first");
     send(&mut ws, "agent:main:other", "read notes.txt", "ka-2");
     assert_eq!(final_text(&mut ws, "ka-2"), "milk");
-    let conns: Vec<usize> = fake.requests().iter().map(|r| r.conn).collect();
-    assert_eq!(conns, [1, 1, 1], "every request on the first connection");
+    assert_eq!(
+        conns(&fake),
+        [1, 1, 1],
+        "every request on the first connection"
+    );
     assert_eq!(fake.connections(), 1);
 }
 
@@ -57,9 +65,8 @@ fn a_body_left_open_after_its_last_frame_does_not_hold_up_the_next_turn() {
     assert_eq!(final_text(&mut ws, "lg-1"), "lingering");
     send(&mut ws, "main", "two", "lg-2");
     assert_eq!(final_text(&mut ws, "lg-2"), "next");
-    let conns: Vec<usize> = fake.requests().iter().map(|r| r.conn).collect();
     assert_eq!(
-        conns,
+        conns(&fake),
         [1, 2],
         "the unfinished connection is given up, not reused"
     );
@@ -86,6 +93,5 @@ fn after_an_abort_the_next_turn_gets_a_new_connection() {
     );
     send(&mut ws, "main", "again", "ab-2");
     assert_eq!(final_text(&mut ws, "ab-2"), "after");
-    let conns: Vec<usize> = fake.requests().iter().map(|r| r.conn).collect();
-    assert_eq!(conns, [1, 2]);
+    assert_eq!(conns(&fake), [1, 2]);
 }
