@@ -26,7 +26,8 @@ use crate::state::stamp::Stamp;
 /// One store per agent; a gateway with more agents than this re-reads the least recent.
 const MAX_STORES: usize = 16;
 /// A copy unused this long is let go (`expire_idle`, from the gateway's tick): a parsed store
-/// takes about 11 times its file's size (1.1 MiB for 200 sessions). Upstream's copy lives 45 s.
+/// takes about 11 times its file's size (1.1 MiB for 200 sessions), plus once more for the
+/// entries' text once this process has saved it. Upstream's copy lives 45 s.
 const IDLE: Duration = Duration::from_secs(60);
 
 pub use super::write::Parsed;
