@@ -253,6 +253,26 @@ impl<T: Clone> Refreshed<T> {
     }
 }
 
+/// `fs::read_to_string` for a regular file only: a FIFO or a device at a path taken from a
+/// state file (a session's `sessionFile`) would otherwise block the reader or never end.
+pub fn read_regular_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so even the open of a FIFO returns at once.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
@@ -265,6 +285,27 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("mb-regular-{}", uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("t.jsonl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_regular_file(&fifo).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::InvalidInput,
+            "no writer, no wait"
+        );
+        assert!(read_regular_file(&dir).is_err());
+        assert!(read_regular_file(std::path::Path::new("/dev/zero")).is_err());
+        std::fs::write(dir.join("f"), "text").unwrap();
+        assert_eq!(read_regular_file(&dir.join("f")).unwrap(), "text");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_refreshed_value_is_read_once_per_ttl() {

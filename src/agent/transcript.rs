@@ -24,7 +24,6 @@ use file::{append_line, replace_file, set_aside_unreadable};
 
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -86,7 +85,7 @@ impl Transcript {
     /// Reads a transcript (read-only use: history, previews). A missing file is `NotFound`.
     pub fn read(path: impl Into<PathBuf>) -> io::Result<Transcript> {
         let path = path.into();
-        let text = fs::read_to_string(&path)?;
+        let text = crate::util::read_regular_file(&path)?;
         Ok(Transcript::parse(path, &text))
     }
 
@@ -121,7 +120,7 @@ impl Transcript {
         if let Some(t) = cache::take(&path) {
             return Ok(t);
         }
-        let text = match fs::read_to_string(&path) {
+        let text = match crate::util::read_regular_file(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(Transcript::create_pending(path, session_id, cwd, None));

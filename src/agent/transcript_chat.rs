@@ -17,7 +17,7 @@ pub const CHAT_HISTORY_MAX_BYTES: usize = 6 * 1024 * 1024;
 /// channel envelopes and `[message_id: …]` lines stripped from user text, then trimmed from the
 /// oldest end to 6 MiB of JSON. A missing file is an empty history.
 pub fn chat_history(path: &Path, limit: usize) -> Vec<Value> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(text) = crate::util::read_regular_file(path) else {
         return Vec::new();
     };
     chat_history_from_text(&text, limit)
