@@ -253,21 +253,28 @@ impl<T: Clone> Refreshed<T> {
     }
 }
 
-/// `fs::read_to_string` for a regular file only: a FIFO or a device at a path taken from a
-/// state file (a session's `sessionFile`) would otherwise block the reader or never end.
-pub fn read_regular_file(path: &std::path::Path) -> std::io::Result<String> {
+/// Opens `path` for reading if it is a regular file, with its metadata: a FIFO or a device at
+/// a path taken from a state file (a session's `sessionFile`) would otherwise block the reader
+/// or never end. The open is non-blocking, so even a FIFO's returns at once.
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking, so even the open of a FIFO returns at once.
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    Ok((file, meta))
+}
+
+/// `fs::read_to_string` for a regular file only (`open_regular`).
+pub fn read_regular_file(path: &std::path::Path) -> std::io::Result<String> {
+    let (mut file, _) = open_regular(path)?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     Ok(text)

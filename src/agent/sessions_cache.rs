@@ -13,9 +13,8 @@
 //! editing) forgets the copy so the file is parsed afresh.
 
 use parking_lot::{Mutex, RwLock};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,20 +56,12 @@ pub enum Lookup {
 
 pub fn lookup(path: &Path) -> Lookup {
     let mut cache = CACHE.lock();
-    // Non-blocking, so opening a FIFO put in the store's place does not hold the lock (and
-    // every turn) until a writer appears; only a regular file is read at all, so neither a
-    // FIFO nor a device (an endless `/dev/zero`) can block or fill memory.
-    let opened = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path);
-    let Ok(file) = opened else {
+    // A FIFO put in the store's place must not hold the lock (and every turn) until a writer
+    // appears, nor a device (an endless `/dev/zero`) fill memory: regular files only.
+    let Ok((file, meta)) = crate::util::open_regular(path) else {
         return Lookup::Missing;
     };
-    let stamp = match file.metadata() {
-        Ok(m) if m.is_file() => Stamp::of(&m),
-        _ => return Lookup::Missing,
-    };
+    let stamp = Stamp::of(&meta);
     let current = cache
         .iter()
         .position(|c| c.path == path && c.stamp == stamp);
