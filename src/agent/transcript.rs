@@ -344,23 +344,27 @@ impl Transcript {
             .unwrap_or_default()
             .to_string();
         self.has_assistant |= is_assistant_message(&entry);
-        let line = js_compact(&Value::Object(entry.clone()));
         self.index.insert(id.clone(), self.entries.len());
         self.leaf = Some(self.entries.len());
         self.entries.push(entry);
-        self.persist(&line)?;
+        self.persist()?;
         Ok(id)
     }
 
-    /// pi's `_persist`: buffered until an assistant message exists, then header + everything.
-    fn persist(&mut self, line: &str) -> io::Result<()> {
+    /// pi's `_persist` of the newest entry: buffered until an assistant message exists, then
+    /// header + everything.
+    fn persist(&mut self) -> io::Result<()> {
         if !self.has_assistant {
             return Ok(());
         }
         if self.disk == Disk::Pending {
             return self.rewrite();
         }
-        match append_line(&self.path, line, self.needs_newline) {
+        let mut line = String::new();
+        if let Some(entry) = self.entries.last() {
+            crate::config::json5::push_compact_object(&mut line, entry);
+        }
+        match append_line(&self.path, &line, self.needs_newline) {
             Ok(written) => {
                 self.disk_len += written;
                 self.needs_newline = false;
@@ -377,7 +381,7 @@ impl Transcript {
     fn rewrite(&mut self) -> io::Result<()> {
         let mut text = String::new();
         for e in self.header.iter().chain(self.entries.iter()) {
-            text.push_str(&js_compact(&Value::Object(e.clone())));
+            crate::config::json5::push_compact_object(&mut text, e);
             text.push('\n');
         }
         replace_file(&self.path, text.as_bytes())?;
@@ -510,6 +514,20 @@ mod tests {
             js_compact(&v),
             r#"{"a":"x: y, \"z\"","b":[1,2.5,1e+21],"c":{"d":null},"e":"\n"}"#
         );
+    }
+
+    #[test]
+    fn escapes_match_json_stringify_between_raw_runs() {
+        // As printed by node: `JSON.stringify({s: "é\u0001\"x\u007f\u2028\\\t\b\f\r\u001f end", n: -12, f: 0.1})`.
+        let v =
+            json!({"s": "é\u{1}\"x\u{7f}\u{2028}\\\t\u{8}\u{c}\r\u{1f} end", "n": -12, "f": 0.1});
+        assert_eq!(
+            js_compact(&v),
+            "{\"s\":\"é\\u0001\\\"x\u{7f}\u{2028}\\\\\\t\\b\\f\\r\\u001f end\",\"n\":-12,\"f\":0.1}"
+        );
+        let mut line = String::new();
+        crate::config::json5::push_compact_object(&mut line, v.as_object().expect("object"));
+        assert_eq!(line, js_compact(&v));
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn run_inner(
     let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
     let mut state = RunState::new(user);
     if let Some(entry) = new_entry {
-        state.defer_until_dispatched(Box::new(move || entry.write()));
+        state.defer_until_answered(Box::new(move || entry.write()));
     }
     // A user message left as the leaf by a run that died would make two user turns in a row.
     transcript.drop_orphan_trailing_user();

@@ -38,9 +38,10 @@ pub struct RunState {
     pub compactions: u32,
     /// Steered messages taken from the inbox, to become the next user turn.
     pub steered: Vec<Steered>,
-    /// Bookkeeping that may wait until the first request is on its way (a new session's
-    /// `sessions.json` entry), so that the provider's latency hides it. It runs then, or when
-    /// the call ends without being sent; the turn runs it at the latest when an attempt ends.
+    /// Bookkeeping that may wait until the provider has begun to answer the first request (a
+    /// new session's `sessions.json` entry), so that the stream's time hides it. It runs then,
+    /// or when the call ends without an answer; the turn runs it at the latest when an attempt
+    /// ends.
     side_work: Cell<Option<Box<dyn FnOnce()>>>,
 }
 
@@ -55,8 +56,8 @@ impl RunState {
         }
     }
 
-    /// Sets the work to run at the first request's dispatch (one piece per run).
-    pub fn defer_until_dispatched(&self, work: Box<dyn FnOnce()>) {
+    /// Sets the work to run at the first streamed event (one piece per run).
+    pub fn defer_until_answered(&self, work: Box<dyn FnOnce()>) {
         self.run_side_work();
         self.side_work.set(Some(work));
     }
@@ -351,7 +352,9 @@ fn stream_once(
     let before = state.reply_text();
     let mut text = String::new();
     let mut on_event = |ev: StreamEvent| {
-        if let StreamEvent::Dispatched = ev {
+        // Once the provider has answered: the helper thread and the provider had the CPU to
+        // themselves while the request went out.
+        if !matches!(ev, StreamEvent::Dispatched) {
             state.run_side_work();
         }
         if let StreamEvent::TextDelta { delta, .. } = ev {

@@ -1,6 +1,6 @@
 //! JSON5 module output: `JSON.stringify(value, null, 2)` byte for byte, for writing config files.
 
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
 /// Serialise like JavaScript's `JSON.stringify(value, null, 2)` followed by one "\n".
 ///
@@ -19,12 +19,18 @@ pub fn to_compact_string(value: &Value) -> String {
     out
 }
 
+/// [`to_compact_string`] of an object, appended to `out` (no copy of the map needed).
+pub fn push_compact_object(out: &mut String, map: &Map<String, Value>) {
+    let members = map.iter().map(|(k, v)| (Some(k.as_str()), v));
+    write_members(out, "{}", None, members);
+}
+
 /// `indent`: the nesting depth for the pretty layout, `None` for the compact one.
 fn write_value(out: &mut String, value: &Value, indent: Option<usize>) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&js_number(n)),
+        Value::Number(n) => push_number(out, n),
         Value::String(s) => write_string(out, s),
         Value::Array(items) => write_members(out, "[]", indent, items.iter().map(|v| (None, v))),
         Value::Object(map) => write_members(
@@ -76,22 +82,45 @@ fn new_line(out: &mut String, indent: Option<usize>) {
 }
 
 /// A JSON string literal with JSON.stringify's escapes; all else, non-ASCII included, stays raw.
+/// Runs without escapes are copied whole (a transcript line or a store can hold long texts).
 fn write_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b if b < b' ' => "",
+            _ => continue,
+        };
+        // Every byte matched above is ASCII, so `i` is a char boundary.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{:04x}", b));
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Integers (nearly every number in a store or transcript) are written without a temporary.
+fn push_number(out: &mut String, n: &Number) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = match (n.as_i64(), n.as_u64()) {
+        (Some(i), _) => write!(out, "{i}"),
+        (_, Some(u)) => write!(out, "{u}"),
+        _ => out.write_str(&js_number(n)),
+    };
 }
 
 fn js_number(n: &Number) -> String {

@@ -280,27 +280,43 @@ impl Gateway {
     }
 
     /// Broadcasts an `agent` event for a run, bumping its `seq`.
-    fn agent_event(&mut self, run_id: &str, stream: &str, data: Value) -> u64 {
-        let Some(run) = self.chat.runs.get_mut(run_id) else {
-            return 0;
-        };
-        run.seq += 1;
-        let payload = json!({"runId": run_id, "seq": run.seq, "stream": stream, "ts": now_ms(), "data": data, "sessionKey": run.key_sent});
-        let seq = run.seq;
-        self.broadcast("agent", payload, Broadcast::default());
-        seq
+    fn agent_event(&mut self, run_id: &str, stream: &str, data: Value) {
+        if let Some(payload) = self.agent_payload(run_id, stream, data) {
+            self.broadcast("agent", payload, Broadcast::default());
+        }
     }
 
-    fn chat_event(&mut self, run_id: &str, state: &str, extra: Value) {
-        let Some(run) = self.chat.runs.get(run_id) else {
-            return;
-        };
+    /// The next `agent` event of a run (its `seq` counted), or `None` for an unknown run.
+    fn agent_payload(&mut self, run_id: &str, stream: &str, data: Value) -> Option<Value> {
+        let run = self.chat.runs.get_mut(run_id)?;
+        run.seq += 1;
+        Some(
+            json!({"runId": run_id, "seq": run.seq, "stream": stream, "ts": now_ms(), "data": data, "sessionKey": run.key_sent}),
+        )
+    }
+
+    /// A `chat` event of a run: its state plus `extra`'s fields, at the run's current `seq`.
+    fn chat_payload(&self, run_id: &str, state: &str, extra: Value) -> Option<Value> {
+        let run = self.chat.runs.get(run_id)?;
         let mut payload =
             json!({"runId": run_id, "sessionKey": run.key_sent, "seq": run.seq, "state": state});
-        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-            p.extend(e.clone());
+        if let (Some(p), Value::Object(e)) = (payload.as_object_mut(), extra) {
+            p.extend(e);
         }
-        self.broadcast("chat", payload, Broadcast::default());
+        Some(payload)
+    }
+
+    /// An `agent` event and, when given, the `chat` event that goes with it, in one write.
+    fn agent_and_chat(&mut self, run_id: &str, agent: (&str, Value), chat: Option<(&str, Value)>) {
+        let mut events = Vec::with_capacity(2);
+        events.extend(
+            self.agent_payload(run_id, agent.0, agent.1)
+                .map(|p| ("agent", p)),
+        );
+        if let Some((state, extra)) = chat {
+            events.extend(self.chat_payload(run_id, state, extra).map(|p| ("chat", p)));
+        }
+        self.broadcast_all(events, Broadcast::default());
     }
 
     pub fn on_turn_update(&mut self, run_id: &str, update: TurnUpdate) {
@@ -338,14 +354,16 @@ impl Gateway {
             http.delta(&delta);
         }
         let due = run.last_delta.is_none_or(|t| t.elapsed() >= DELTA_THROTTLE);
-        self.agent_event(run_id, "assistant", json!({"text": text, "delta": delta}));
-        if due {
-            if let Some(run) = self.chat.runs.get_mut(run_id) {
-                run.last_delta = Some(Instant::now());
-            }
-            let message = json!({"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()});
-            self.chat_event(run_id, "delta", json!({"message": message}));
-        }
+        let chat = due.then(|| {
+            run.last_delta = Some(Instant::now());
+            let message = json!({"role": "assistant", "content": [{"type": "text", "text": &text}], "timestamp": now_ms()});
+            ("delta", json!({"message": message}))
+        });
+        self.agent_and_chat(
+            run_id,
+            ("assistant", json!({"text": text, "delta": delta})),
+            chat,
+        );
     }
 
     pub fn on_turn_done(&mut self, run_id: &str, outcome: TurnOutcome) {
@@ -374,8 +392,7 @@ impl Gateway {
                 json!({"phase": "error", "endedAt": ended, "error": message}),
             ),
         };
-        self.agent_event(run_id, "lifecycle", phase);
-        self.chat_event(run_id, state, extra);
+        self.agent_and_chat(run_id, ("lifecycle", phase), Some((state, extra)));
         let result = match &outcome {
             TurnOutcome::Failed { message } => Err(("UNAVAILABLE".to_string(), message.clone())),
             _ => Ok(json!({"runId": run_id, "status": "ok"})),

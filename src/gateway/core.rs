@@ -268,6 +268,23 @@ impl Gateway {
 
     /// Sends an event to every handshaken client (with the scope filter), with a global `seq`.
     pub fn broadcast(&mut self, event: &str, payload: Value, opts: Broadcast) {
+        let bytes = encode_text(&self.event_frame(event, payload, opts));
+        self.send_to_clients(&bytes, opts);
+    }
+
+    /// Several events, in order, written to each client at once: one write (and one wake-up
+    /// of the client) instead of one per event, e.g. a run's `agent` end and `chat` final.
+    pub fn broadcast_all(&mut self, events: Vec<(&str, Value)>, opts: Broadcast) {
+        let mut bytes = Vec::new();
+        for (event, payload) in events {
+            bytes.extend_from_slice(&encode_text(&self.event_frame(event, payload, opts)));
+        }
+        if !bytes.is_empty() {
+            self.send_to_clients(&bytes.into(), opts);
+        }
+    }
+
+    fn event_frame(&mut self, event: &str, payload: Value, opts: Broadcast) -> String {
         self.seq += 1;
         let mut frame =
             json!({"type": "event", "event": event, "payload": payload, "seq": self.seq});
@@ -275,7 +292,10 @@ impl Gateway {
             frame["stateVersion"] =
                 json!({"presence": self.presence.version, "health": self.health_version});
         }
-        let bytes = encode_text(&frame.to_string());
+        frame.to_string()
+    }
+
+    fn send_to_clients(&self, bytes: &Arc<[u8]>, opts: Broadcast) {
         for c in self.clients.values() {
             let Some(s) = &c.session else { continue };
             if s.role == "node" && opts.scope.is_some() {
@@ -286,7 +306,7 @@ impl Gateway {
                     continue;
                 }
             }
-            if c.tx.send_frame(&bytes, opts.droppable) == Queued::SlowConsumer {
+            if c.tx.send_frame(bytes, opts.droppable) == Queued::SlowConsumer {
                 log::warn!(target: "ws", "slow consumer conn={}; closing", c.conn_uuid);
             }
         }
