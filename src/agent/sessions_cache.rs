@@ -57,24 +57,27 @@ pub enum Lookup {
 pub fn lookup(path: &Path) -> Lookup {
     let mut cache = CACHE.lock();
     // A FIFO put in the store's place must not hold the lock (and every turn) until a writer
-    // appears, nor a device (an endless `/dev/zero`) fill memory: regular files only.
-    let Ok((file, meta)) = crate::util::open_regular(path) else {
-        return Lookup::Missing;
+    // appears, nor a device (an endless `/dev/zero`) fill memory: regular files only. A stat
+    // settles the common case (our own copy is current) without opening the file.
+    let stamp = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Stamp::of(&meta),
+        _ => return Lookup::Missing,
     };
-    let stamp = Stamp::of(&meta);
     let current = cache
         .iter()
         .position(|c| c.path == path && c.stamp == stamp);
-    match current {
-        Some(i) => {
-            let mut hit = cache.remove(i);
-            hit.used = Instant::now();
-            let found = Lookup::Hit(hit.store.clone(), hit.saved);
-            cache.push(hit);
-            found
-        }
-        None => Lookup::Miss(file, stamp),
-    }
+    let Some(i) = current else {
+        // Opened now; the stamp is the opened version's, whatever replaced the file meanwhile.
+        return match crate::util::open_regular(path) {
+            Ok((file, meta)) => Lookup::Miss(file, Stamp::of(&meta)),
+            Err(_) => Lookup::Missing,
+        };
+    };
+    let mut hit = cache.remove(i);
+    hit.used = Instant::now();
+    let found = Lookup::Hit(hit.store.clone(), hit.saved);
+    cache.push(hit);
+    found
 }
 
 /// Caches a store parsed from the file version `stamp`, unless a newer version replaced it

@@ -79,8 +79,10 @@ impl Drop for ProcessLock {
 /// Upstream `withSessionStoreLock`: O_CREAT|O_EXCL `<store>.lock` holding `{"pid","startedAt"}`.
 fn acquire_file_lock(lock_path: &Path, timeout: Duration) -> Result<FileLock, StoreError> {
     let dir = lock_path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
     let started = Instant::now();
+    // The directory is made only when the lock cannot be created without it (it exists on
+    // every save but the first, and this runs twice per turn).
+    let mut made_dir = false;
     loop {
         match OpenOptions::new()
             .write(true)
@@ -99,9 +101,13 @@ fn acquire_file_lock(lock_path: &Path, timeout: Duration) -> Result<FileLock, St
                     path: lock_path.to_path_buf(),
                 });
             }
-            // The directory vanished under us (tests delete temp dirs): recreate and retry.
+            // No directory yet, or it vanished under us (tests delete temp dirs): make it and
+            // retry, at once the first time.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let _ = fs::create_dir_all(dir);
+                fs::create_dir_all(dir)?;
+                if !std::mem::replace(&mut made_dir, true) {
+                    continue;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if started.elapsed() > timeout {

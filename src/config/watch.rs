@@ -10,14 +10,16 @@ use crate::gateway::event::Event;
 
 const POLL: Duration = Duration::from_millis(1000);
 
+/// What the watcher compares: taken before the config is read, so that an edit landing
+/// between the read and the watcher's start is still seen.
 #[derive(PartialEq, Clone, Copy)]
-struct Stamp {
+pub struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
     exists: bool,
 }
 
-fn stamp(path: &PathBuf) -> Stamp {
+pub fn stamp(path: &PathBuf) -> Stamp {
     match std::fs::metadata(path) {
         Ok(m) => Stamp {
             modified: m.modified().ok(),
@@ -32,9 +34,16 @@ fn stamp(path: &PathBuf) -> Stamp {
     }
 }
 
-/// Watches `path` until `stop` yields (or is dropped); `debounce` is `gateway.reload.debounceMs`.
-pub fn run(path: PathBuf, debounce: Duration, events: Sender<Event>, stop: Receiver<()>) {
-    let mut last = stamp(&path);
+/// Watches `path` until `stop` yields (or is dropped); `debounce` is `gateway.reload.debounceMs`;
+/// `seen` is the file's stamp from before the running config was read.
+pub fn run(
+    path: PathBuf,
+    seen: Stamp,
+    debounce: Duration,
+    events: Sender<Event>,
+    stop: Receiver<()>,
+) {
+    let mut last = seen;
     loop {
         match stop.recv_timeout(POLL) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}

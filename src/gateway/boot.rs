@@ -26,6 +26,7 @@ const DEFAULT_PORT: u16 = 18789;
 pub fn run(cmd: GatewayCmd) -> Result<(), String> {
     let state = StateDir::new(paths::resolve_state_dir());
     let config_path = paths::resolve_config_path(&state.root);
+    let mut seen = config::watch::stamp(&config_path);
     let snap = config::read_snapshot(&config_path);
     if snap.exists && !snap.valid {
         return Err(snap.refusal_report());
@@ -42,6 +43,7 @@ pub fn run(cmd: GatewayCmd) -> Result<(), String> {
             &cmd,
             &state,
             snap.clone(),
+            seen,
             last_port,
             &events_tx,
             &events_rx,
@@ -51,6 +53,7 @@ pub fn run(cmd: GatewayCmd) -> Result<(), String> {
             LoopExit::Stop(_) => break,
             LoopExit::Restart(reason) => {
                 log::info!(target: "gateway", "restarting in-process ({reason})");
+                seen = config::watch::stamp(&config_path);
                 let fresh = config::read_snapshot(&config_path);
                 if fresh.valid {
                     snap = Arc::new(fresh);
@@ -213,6 +216,7 @@ fn run_once(
     cmd: &GatewayCmd,
     state: &StateDir,
     snap: Arc<Snapshot>,
+    seen: config::watch::Stamp,
     last_port: Option<u16>,
     events_tx: &Sender<Event>,
     events_rx: &Receiver<Event>,
@@ -292,7 +296,7 @@ fn run_once(
     );
     let (path, tx) = (snap.path.clone(), events_tx.clone());
     let watcher = threads::spawn_named("config-watch", threads::STACK_SMALL, move || {
-        config::watch::run(path, debounce, tx, watch_rx)
+        config::watch::run(path, seen, debounce, tx, watch_rx)
     });
     let mut gw = Gateway::new(ctx, snap);
     gw.refresh_health(false);

@@ -30,19 +30,26 @@ pub struct Staged {
 }
 
 pub fn stage_private_unsynced(path: &Path, data: &[u8]) -> io::Result<Staged> {
-    if let Some(dir) = path.parent() {
-        super::mkdir_private(dir)?;
-    }
     let staged = Staged {
         tmp: temp_path(path),
         path: path.to_path_buf(),
         committed: false,
     };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&staged.tmp)?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged.tmp)
+    };
+    // The directory is checked only when it is missing: callers rewrite the same file often.
+    let mut f = match (create(), path.parent()) {
+        (Err(e), Some(dir)) if e.kind() == io::ErrorKind::NotFound => {
+            super::mkdir_private(dir)?;
+            create()?
+        }
+        (opened, _) => opened?,
+    };
     f.write_all(data)?;
     Ok(staged)
 }

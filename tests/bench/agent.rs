@@ -1,6 +1,7 @@
 //! Agent-turn figures against the loopback fake provider (`tests/fakes/llm.rs`, Anthropic SSE):
-//! the gateway's own time per turn beyond the fake's stream, throughput with `maxConcurrent` 4
-//! over 100 sessions, and peak RSS while 4 turns stream to 200 connected clients.
+//! the gateway's own time per turn beyond the fake's stream (state dir on disk, and again on
+//! tmpfs), throughput with `maxConcurrent` 4 over 100 sessions, and peak RSS while 4 turns
+//! stream to 200 connected clients.
 
 use serde_json::json;
 use std::path::Path;
@@ -24,11 +25,31 @@ fn config(fake: &FakeLlm, max_concurrent: usize) -> String {
 }
 
 fn start(bin: &Path, fake: &FakeLlm, max_concurrent: usize) -> Result<Gateway, String> {
+    start_in(None, bin, fake, max_concurrent)
+}
+
+fn start_in(
+    root: Option<&Path>,
+    bin: &Path,
+    fake: &FakeLlm,
+    max_concurrent: usize,
+) -> Result<Gateway, String> {
     let env = [
         ("ANTHROPIC_API_KEY", "sk-ant-bench"),
         ("MOLTBOT_SDK_MAX_RETRIES", "0"),
     ];
-    Gateway::start_with(bin, 0, Some(&config(fake, max_concurrent)), &env).map(|(g, _)| g)
+    let config = config(fake, max_concurrent);
+    Gateway::start_in(root, bin, 0, Some(&config), &env).map(|(g, _)| g)
+}
+
+/// A RAM-backed directory for the state (`/dev/shm`), when this machine has one.
+fn tmpfs_root() -> Option<&'static Path> {
+    let shm = Path::new("/dev/shm");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let is_tmpfs = mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
+    is_tmpfs.then_some(shm)
 }
 
 /// `n` tokens, `gap` apart: the fake's own streaming time is about `n × gap`.
@@ -122,6 +143,43 @@ fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
             "{} / {}",
             fmt_ms(percentile(&mut head, 0.5)),
             fmt_ms(percentile(&mut tail, 0.5))
+        ),
+        "—".into(),
+        None,
+    );
+    ws::close(ctl);
+    drop(gw);
+    overhead_on_tmpfs(bin, n, rep)
+}
+
+/// The fresh-session figure again with the state dir in RAM: what the gateway costs apart from
+/// the disk. (This VM's root ext4 has no journal, so every file it creates scans the inodes
+/// freed in the last minutes; each turn creates and deletes several: locks, temp files.)
+fn overhead_on_tmpfs(bin: &Path, n: usize, rep: &mut Report) -> Result<(), String> {
+    let Some(root) = tmpfs_root() else {
+        rep.row(
+            "agent turn overhead, fresh sessions, state dir on tmpfs",
+            "skipped: no tmpfs at /dev/shm".into(),
+            "—".into(),
+            None,
+        );
+        return Ok(());
+    };
+    let fake = FakeLlm::start();
+    fake.set_default(tokens(20, Duration::from_millis(2)));
+    let gw = start_in(Some(root), bin, &fake, 4)?;
+    let (mut ctl, _) = ws::connect(gw.port)?;
+    turns(&mut ctl, &fake, 1, |_| "warm-up".into())?;
+    let (mut fresh, _, _) = turns(&mut ctl, &fake, n, |i| format!("fresh-{i}"))?;
+    rep.row(
+        &format!(
+            "agent turn overhead, {n} fresh sessions again, state dir on tmpfs ({}): p50 / p99",
+            root.display()
+        ),
+        format!(
+            "{} / {}",
+            fmt_ms(percentile(&mut fresh, 0.5)),
+            fmt_ms(percentile(&mut fresh, 0.99))
         ),
         "—".into(),
         None,

@@ -22,15 +22,15 @@ pub struct Gateway {
     pub exit: Option<ExitStatus>,
 }
 
-fn temp_dir() -> Result<PathBuf, String> {
+fn temp_dir(root: Option<&Path>) -> Result<PathBuf, String> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .subsec_nanos();
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        std::env::temp_dir().join(format!("moltbot-bench-{}-{n}-{nanos}", std::process::id()));
+    let root = root.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let dir = root.join(format!("moltbot-bench-{}-{n}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     Ok(dir)
 }
@@ -78,7 +78,18 @@ impl Gateway {
         config: Option<&str>,
         env: &[(&str, &str)],
     ) -> Result<(Gateway, Duration), String> {
-        let dir = temp_dir()?;
+        Self::start_in(None, bin, port, config, env)
+    }
+
+    /// [`Gateway::start_with`] with the state dir under `root` (default: the temp dir).
+    pub fn start_in(
+        root: Option<&Path>,
+        bin: &Path,
+        port: u16,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<(Gateway, Duration), String> {
+        let dir = temp_dir(root)?;
         if let Some(cfg) = config {
             let cfg = cfg.replace("{STATE}", &dir.to_string_lossy());
             std::fs::write(dir.join("moltbot.json"), cfg)
