@@ -138,4 +138,28 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no temp files remain");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn staging_makes_a_missing_directory_private_and_reuses_an_existing_one() {
+        let dir = std::env::temp_dir().join(format!("mb-stage-{}", crate::util::uuid_v4()));
+        let file = dir.join("nested/sessions.json");
+        stage_private_unsynced(&file, b"one")
+            .unwrap()
+            .commit()
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        stage_private_unsynced(&file, b"two")
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        // Dropped without a commit: the temp file goes, the old version stays.
+        drop(stage_private_unsynced(&file, b"three").unwrap());
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        let names = std::fs::read_dir(file.parent().unwrap()).unwrap().count();
+        assert_eq!(names, 1, "no temp files remain");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
