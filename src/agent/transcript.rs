@@ -23,7 +23,7 @@ pub use cache::{expire_idle as expire_idle_parked, ParkOnDrop};
 use file::{append_line, replace_file, set_aside_unreadable};
 
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -235,10 +235,11 @@ impl Transcript {
     /// without a known parent is a root; a parent cycle stops the walk.
     pub fn branch(&self) -> Vec<&Map<String, Value>> {
         let mut path = Vec::new();
-        let mut seen = HashSet::new();
+        // One flag per entry, not a hash set: this walk runs over the whole branch every turn.
+        let mut seen = vec![false; self.entries.len()];
         let mut cur = self.leaf;
         while let Some(i) = cur {
-            if !seen.insert(i) {
+            if std::mem::replace(&mut seen[i], true) {
                 break;
             }
             let entry = &self.entries[i];
@@ -506,6 +507,7 @@ pub fn js_compact(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn compact_json_matches_json_stringify() {
