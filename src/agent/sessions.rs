@@ -156,7 +156,7 @@ impl SessionStore {
             return Ok(None);
         };
         normalize_delivery(&mut edited.sessions, touched);
-        let text = edited.render(before)?;
+        let text = edited.render(before);
         drop(edited);
         // Rewritten after every turn; atomic, not fsynced (upstream does not sync it either).
         let staged = crate::state::atomic::stage_private_unsynced(&self.path, text.as_bytes())?;

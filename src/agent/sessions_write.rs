@@ -3,7 +3,6 @@
 //! one session serialises that one and copies the others' text instead of serialising hundreds.
 
 use serde_json::{Map, Value};
-use std::io;
 
 pub type Store = Map<String, Value>;
 
@@ -44,24 +43,17 @@ impl Parsed {
     /// The file's text after an edit. `touched`: the one entry the edit may have changed (set,
     /// added or removed; the caller's promise), taken before it; that entry alone is serialised
     /// again when the kept texts match the store as it was. Otherwise every entry is.
-    pub fn render(&mut self, touched: Option<Before>) -> io::Result<String> {
-        let patched = match touched {
-            Some(before) => self.patch(&before)?,
-            None => false,
-        };
+    pub fn render(&mut self, touched: Option<Before>) -> String {
+        let patched = touched.is_some_and(|before| self.patch(&before));
         if !patched {
-            self.segments = self
-                .sessions
-                .iter()
-                .map(|(k, v)| segment(k, v))
-                .collect::<io::Result<_>>()?;
+            self.segments = self.sessions.iter().map(|(k, v)| segment(k, v)).collect();
         }
-        Ok(self.join())
+        self.join()
     }
 
-    fn patch(&mut self, before: &Before) -> io::Result<bool> {
+    fn patch(&mut self, before: &Before) -> bool {
         if self.segments.len() != before.len {
-            return Ok(false);
+            return false;
         }
         let len = self.sessions.len();
         // serde_json's map has no index lookup; a scan of the keys is cheap next to serialising.
@@ -72,18 +64,18 @@ impl Parsed {
             .find(|(_, (k, _))| **k == before.key);
         match (before.index, now) {
             (Some(i), Some((j, (k, v)))) if i == j && len == before.len => {
-                self.segments[i] = segment(k, v)?;
+                self.segments[i] = segment(k, v);
             }
             (None, Some((j, (k, v)))) if j == before.len && len == before.len + 1 => {
-                self.segments.push(segment(k, v)?);
+                self.segments.push(segment(k, v));
             }
             (Some(i), None) if len + 1 == before.len => {
                 self.segments.remove(i);
             }
             (None, None) if len == before.len => {}
-            _ => return Ok(false),
+            _ => return false,
         }
-        Ok(true)
+        true
     }
 
     fn join(&self) -> String {
@@ -104,12 +96,12 @@ impl Parsed {
     }
 }
 
-/// One entry as it appears at depth 1 of the pretty output. JSON strings never hold a raw
-/// newline (it is escaped), so indenting after every newline indents exactly the lines.
-fn segment(key: &str, value: &Value) -> io::Result<Box<str>> {
-    let key = serde_json::to_string(key).map_err(io::Error::other)?;
-    let value = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
-    Ok(format!("  {key}: {}", value.replace('\n', "\n  ")).into_boxed_str())
+/// One entry as it appears at depth 1 of the pretty output, by the config writer's
+/// `JSON.stringify(…, null, 2)` (numbers as JavaScript prints them, `1e+21` included).
+fn segment(key: &str, value: &Value) -> Box<str> {
+    let mut text = String::new();
+    crate::config::json5::push_pretty_member(&mut text, key, value);
+    text.into_boxed_str()
 }
 
 #[cfg(test)]
@@ -135,14 +127,19 @@ mod tests {
                 "empty": {}, "list": [], "nested": [{"a": [1, 2.5, null, true]}]},
             "k\u{e9}y \"2\"": {"sessionId": "b", "updatedAt": 2},
         })));
-        assert_eq!(p.render(None).unwrap(), expected(&p));
-        assert_eq!(Parsed::default().render(None).unwrap(), "{}");
+        assert_eq!(p.render(None), expected(&p));
+        assert_eq!(Parsed::default().render(None), "{}");
+        // Numbers as JavaScript prints them, where serde_json's form differs.
+        let mut p = Parsed::new(store(json!({"k": {"big": 1e21, "small": 1e-7, "n": -3}})));
+        let js = crate::config::json5::to_pretty_string(&Value::Object(p.sessions.clone()));
+        assert_eq!(p.render(None), js.trim_end());
+        assert!(js.contains("\"big\": 1e+21"), "{js}");
     }
 
     #[test]
     fn one_changed_entry_is_patched_in_place_added_or_removed() {
         let mut p = Parsed::new(store(json!({"a": {"n": 1}, "b": {"n": 2}, "c": {"n": 3}})));
-        p.render(None).unwrap();
+        p.render(None);
         type Edit = fn(&mut Store);
         let edits: [(&str, Edit); 4] = [
             ("b", |s| {
@@ -155,16 +152,12 @@ mod tests {
         for (key, edit) in edits {
             let before = Before::of(&p.sessions, key);
             edit(&mut p.sessions);
-            assert_eq!(
-                p.render(Some(before)).unwrap(),
-                expected(&p),
-                "after editing {key}"
-            );
+            assert_eq!(p.render(Some(before)), expected(&p), "after editing {key}");
         }
         // Texts kept for another version of the store are not trusted.
         let before = Before::of(&p.sessions, "b");
         p.segments.pop();
         p.sessions.insert("b".into(), json!(7));
-        assert_eq!(p.render(Some(before)).unwrap(), expected(&p));
+        assert_eq!(p.render(Some(before)), expected(&p));
     }
 }

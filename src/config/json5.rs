@@ -14,7 +14,7 @@ use std::ops::RangeInclusive;
 // The writer lives beside this file so that this module, and only it, needs declaring.
 #[path = "json5_write.rs"]
 mod write;
-pub use write::{push_compact_object, to_compact_string, to_pretty_string};
+pub use write::{push_compact_object, push_pretty_member, to_compact_string, to_pretty_string};
 
 /// Deepest nesting of objects/arrays accepted; a config never needs more, and it bounds recursion.
 const MAX_DEPTH: usize = 128;

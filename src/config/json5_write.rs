@@ -19,6 +19,15 @@ pub fn to_compact_string(value: &Value) -> String {
     out
 }
 
+/// One member of a top-level object in the pretty layout, `  "key": value` (no separator),
+/// appended to `out`: `to_pretty_string` of the object is these joined by `,\n` in braces.
+pub fn push_pretty_member(out: &mut String, key: &str, value: &Value) {
+    out.push_str("  ");
+    write_string(out, key);
+    out.push_str(": ");
+    write_value(out, value, Some(1));
+}
+
 /// [`to_compact_string`] of an object, appended to `out` (no copy of the map needed).
 pub fn push_compact_object(out: &mut String, map: &Map<String, Value>) {
     let members = map.iter().map(|(k, v)| (Some(k.as_str()), v));
