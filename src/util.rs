@@ -224,7 +224,6 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The host name, as upstream reports it in `server.host` and presence.
 /// A value read again at most once per `ttl`: host facts that change about never but cost
 /// syscalls to read on every turn.
 pub struct Refreshed<T> {
@@ -280,6 +279,7 @@ pub fn read_regular_file(path: &std::path::Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// The host name, as upstream reports it in `server.host` and presence.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))

@@ -4,9 +4,9 @@
 //! CLI on the same state dir) changes the identity and is read afresh. Upstream keeps a similar
 //! copy for 45 s without checking the file; this one is never stale.
 //!
-//! Readers open and stamp the file under the cache's lock, and this process's saves rename
-//! their new version into place under it too, so a reader never sees the new file without its
-//! copy, which would cost it a full parse. A save edits the copy in place (under the copy's
+//! Readers stamp the file (and open it when their copy is not current) under the cache's lock,
+//! and this process's saves rename their new version into place under it too, so a reader
+//! never sees the new file without its copy, which would cost it a full parse. A save edits the copy in place (under the copy's
 //! write lock, with `sessions.json.lock` held) rather than a clone of it, so an update costs
 //! the change and the serialisation, not a copy of every session: in-process readers see the
 //! change from then on, a moment before the file has it, and a failed save (or a panic while

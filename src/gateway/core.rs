@@ -15,7 +15,7 @@ use super::event::{ConnId, Event, Signal, WsOpen};
 use super::presence::Presence;
 use super::RunContext;
 use crate::config::Snapshot;
-use crate::server::writer::{encode_text, ClientTx, Queued};
+use crate::server::writer::{encode_text, push_text_frame, ClientTx, Queued};
 use crate::server::ws::ConnShared;
 
 /// Keepalive broadcast interval (upstream `TICK_INTERVAL_MS`).
@@ -284,7 +284,8 @@ impl Gateway {
     pub fn broadcast_all(&mut self, events: Vec<(&str, Value)>, opts: Broadcast) {
         let mut bytes = Vec::new();
         for (event, payload) in events {
-            bytes.extend_from_slice(&encode_text(&self.event_frame(event, payload, opts)));
+            let frame = self.event_frame(event, payload, opts);
+            push_text_frame(&mut bytes, &frame);
         }
         if !bytes.is_empty() {
             self.send_to_clients(&bytes.into(), opts);

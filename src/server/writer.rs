@@ -261,6 +261,11 @@ pub fn encode_text(text: &str) -> Arc<[u8]> {
     encode(0x1, text.as_bytes()).into()
 }
 
+/// Appends an unmasked server text frame to `out` (several frames sent in one write).
+pub fn push_text_frame(out: &mut Vec<u8>, text: &str) {
+    push_frame(out, 0x1, text.as_bytes());
+}
+
 /// Encodes a close frame with a status code and a reason (≤ 123 bytes).
 pub fn encode_close(code: u16, reason: &str) -> Vec<u8> {
     let mut payload = Vec::with_capacity(2 + reason.len());
@@ -271,6 +276,11 @@ pub fn encode_close(code: u16, reason: &str) -> Vec<u8> {
 
 fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 10);
+    push_frame(&mut out, opcode, payload);
+    out
+}
+
+fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
     out.push(0x80 | opcode);
     match payload.len() {
         n if n < 126 => out.push(n as u8),
@@ -284,7 +294,6 @@ fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
         }
     }
     out.extend_from_slice(payload);
-    out
 }
 
 #[cfg(test)]
@@ -307,6 +316,18 @@ mod tests {
         assert_eq!(&f[..4], &[0x81, 126, 1, 44]);
         assert_eq!(encode_text(&"y".repeat(70_000))[1], 127);
         assert_eq!(&encode_close(1000, "")[..], &[0x88, 2, 0x03, 0xe8]);
+    }
+
+    #[test]
+    fn frames_pushed_one_after_another_are_the_encoded_frames_joined() {
+        let (short, long) = ("hi", "x".repeat(300));
+        let mut out = Vec::new();
+        push_text_frame(&mut out, short);
+        push_text_frame(&mut out, &long);
+        assert_eq!(
+            out,
+            [&encode_text(short)[..], &encode_text(&long)[..]].concat()
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::gw::{self, Gateway};
 use super::llm::{FakeLlm, Script};
-use super::report::{fmt_ms, mib, percentile, Report};
+use super::report::{fmt_ms, mib, p50_p99, percentile, Report};
 use super::ws::{self, Reader, Ws};
 use super::Plan;
 
@@ -176,11 +176,7 @@ fn overhead_on_tmpfs(bin: &Path, n: usize, rep: &mut Report) -> Result<(), Strin
             "agent turn overhead, {n} fresh sessions again, state dir on tmpfs ({}): p50 / p99",
             root.display()
         ),
-        format!(
-            "{} / {}",
-            fmt_ms(percentile(&mut fresh, 0.5)),
-            fmt_ms(percentile(&mut fresh, 0.99))
-        ),
+        p50_p99(&mut fresh),
         "—".into(),
         None,
     );

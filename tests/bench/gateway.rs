@@ -19,7 +19,7 @@ mod ws;
 
 use gw::Gateway;
 use push::{drain_stalled, push};
-use report::{fmt_ms, mib, percentile, Report};
+use report::{fmt_ms, mib, p50_p99, percentile, Report};
 use serde_json::json;
 use setup::{binary_size, locate_bin, sh, startup};
 use std::path::Path;
@@ -167,11 +167,7 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
     let n = p.clients;
     rep.row(
         &format!("handshake p50 / p99 while ramping 0→{n}"),
-        format!(
-            "{} / {}",
-            fmt_ms(percentile(&mut ramp, 0.5)),
-            fmt_ms(percentile(&mut ramp, 0.99))
-        ),
+        p50_p99(&mut ramp),
         "—".into(),
         None,
     );
@@ -431,10 +427,9 @@ fn run(p: &Plan, rep: &mut Report) -> Result<(), String> {
     rep.row(
         &format!("churn: {} connect+handshake+close cycles", p.churn),
         format!(
-            "{:.2} s, handshake p50 / p99 {} / {}",
+            "{:.2} s, handshake p50 / p99 {}",
             took.as_secs_f64(),
-            fmt_ms(percentile(&mut churn, 0.5)),
-            fmt_ms(percentile(&mut churn, 0.99))
+            p50_p99(&mut churn)
         ),
         "—".into(),
         None,

@@ -32,6 +32,15 @@ pub fn fmt_ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// `"<p50> / <p99>"` of the samples.
+pub fn p50_p99(v: &mut [Duration]) -> String {
+    format!(
+        "{} / {}",
+        fmt_ms(percentile(v, 0.5)),
+        fmt_ms(percentile(v, 0.99))
+    )
+}
+
 pub fn mib(kb: u64) -> String {
     format!("{:.2} MiB", kb as f64 / 1024.0)
 }
