@@ -114,6 +114,62 @@ fn continuing_the_fixture_keeps_it_upstream_shaped() {
 }
 
 #[test]
+fn an_early_header_is_appended_to_and_the_file_reads_back_the_same() {
+    let dir = fixture_dir();
+    let one_flush = |t: &Transcript| -> String {
+        let mut text = String::new();
+        for e in t.header().into_iter().chain(t.entries()) {
+            text.push_str(&serde_json::to_string(e).unwrap());
+            text.push('\n');
+        }
+        text
+    };
+    // A new file: the header alone, then the first flush appends the buffered entries.
+    let path = dir.join("early.jsonl");
+    let mut t = Transcript::open_for_run(&path, "sess-e", "/w").unwrap();
+    let early = t.early_header().expect("a file still to create");
+    assert!(t.early_header().is_none(), "one per transcript");
+    early.write();
+    let header = fs::read_to_string(&path).unwrap();
+    assert_eq!(lines(&path).len(), 1);
+    t.append_message(user("hi")).unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), header, "still buffered");
+    t.append_message(assistant("Hello!")).unwrap();
+    t.append_message(user("more")).unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), one_flush(&t));
+    let back = Transcript::read(&path).unwrap();
+    assert_eq!(back.entries(), t.entries());
+    // Someone else created the file first: left alone, then replaced whole on the first flush.
+    let taken = dir.join("taken.jsonl");
+    let mut t = Transcript::open_for_run(&taken, "sess-t", "/w").unwrap();
+    let early = t.early_header().unwrap();
+    fs::write(&taken, "not ours\n").unwrap();
+    early.write();
+    assert_eq!(fs::read_to_string(&taken).unwrap(), "not ours\n");
+    t.append_message(user("hi")).unwrap();
+    t.append_message(assistant("Hello!")).unwrap();
+    assert_eq!(fs::read_to_string(&taken).unwrap(), one_flush(&t));
+    // The header-only file vanished before the first flush: written again, header first.
+    let gone = dir.join("gone.jsonl");
+    let mut t = Transcript::open_for_run(&gone, "sess-g", "/w").unwrap();
+    t.early_header().unwrap().write();
+    fs::remove_file(&gone).unwrap();
+    t.append_message(user("hi")).unwrap();
+    t.append_message(assistant("Hello!")).unwrap();
+    assert_eq!(fs::read_to_string(&gone).unwrap(), one_flush(&t));
+    // An existing transcript gets none.
+    let mut t = Transcript::open_for_run(&path, "sess-e", "/w").unwrap();
+    assert!(t.early_header().is_none());
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn new_transcript_is_buffered_until_the_first_assistant_message() {
     let dir = fixture_dir();
     let path = dir.join("fresh.jsonl");

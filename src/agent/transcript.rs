@@ -20,12 +20,15 @@ mod cache;
 #[path = "transcript_file.rs"]
 mod file;
 pub use cache::{expire_idle as expire_idle_parked, ParkOnDrop};
-use file::{append_line, replace_file, set_aside_unreadable};
+pub use file::EarlyHeader;
+use file::{append_line, append_text, replace_file, set_aside_unreadable};
 
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub const CURRENT_SESSION_VERSION: u64 = 3;
 
@@ -58,6 +61,8 @@ pub struct Transcript {
     migrated: bool,
     /// The file's length as this copy last read or wrote it (the parked-copy check).
     disk_len: u64,
+    /// The header line's length once the `EarlyHeader` handed out for this file wrote it.
+    early_header: Option<Arc<AtomicU64>>,
 }
 
 impl Transcript {
@@ -170,7 +175,19 @@ impl Transcript {
             skipped_lines: 0,
             migrated: false,
             disk_len: 0,
+            early_header: None,
         }
+    }
+
+    /// The header to write ahead of the first flush, for a new session whose file does not
+    /// exist yet (one per transcript).
+    pub fn early_header(&mut self) -> Option<EarlyHeader> {
+        if self.disk != Disk::Pending || self.disk_len != 0 || self.early_header.is_some() {
+            return None;
+        }
+        let (early, written) = EarlyHeader::new(&self.path, self.header.as_ref()?);
+        self.early_header = Some(written);
+        Some(early)
     }
 
     pub fn path(&self) -> &Path {
@@ -359,7 +376,14 @@ impl Transcript {
             return Ok(());
         }
         if self.disk == Disk::Pending {
-            return self.rewrite();
+            let early = self
+                .early_header
+                .as_ref()
+                .map(|w| w.load(Ordering::Acquire));
+            return match early.filter(|&len| len > 0) {
+                Some(len) => self.append_all(len),
+                None => self.rewrite(),
+            };
         }
         let mut line = String::new();
         if let Some(entry) = self.entries.last() {
@@ -372,6 +396,26 @@ impl Transcript {
                 Ok(())
             }
             // The file was archived or deleted under us: start it again, header first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.rewrite(),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The first flush onto a file holding only the header (`header_len` bytes): every entry
+    /// in one `write(2)`.
+    fn append_all(&mut self, header_len: u64) -> io::Result<()> {
+        let mut text = String::new();
+        for e in &self.entries {
+            crate::config::json5::push_compact_object(&mut text, e);
+            text.push('\n');
+        }
+        match append_text(&self.path, &text) {
+            Ok(()) => {
+                self.disk_len = header_len + text.len() as u64;
+                self.disk = Disk::Flushed;
+                Ok(())
+            }
+            // Removed meanwhile: write it again, header first.
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.rewrite(),
             Err(e) => Err(e),
         }

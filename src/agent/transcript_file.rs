@@ -2,9 +2,51 @@
 //! with one write, an existing one replaced by temp file + rename, and a file without a valid
 //! header set aside rather than appended to.
 
+use serde_json::{Map, Value};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A new session's header line, for the turn to write while the provider answers: the first
+/// flush then appends to a file that exists instead of creating one (on this VM's unjournaled
+/// ext4 a create scans recently freed inodes). A file holding only its header is what
+/// upstream's `ensureSessionHeader` writes too, and its loaders read it as a new session.
+pub struct EarlyHeader {
+    path: PathBuf,
+    line: String,
+    /// The line's length once written; the transcript keeps the other handle.
+    written: Arc<AtomicU64>,
+}
+
+impl EarlyHeader {
+    pub(super) fn new(path: &Path, header: &Map<String, Value>) -> (EarlyHeader, Arc<AtomicU64>) {
+        let mut line = String::new();
+        crate::config::json5::push_compact_object(&mut line, header);
+        line.push('\n');
+        let written = Arc::new(AtomicU64::new(0));
+        let early = EarlyHeader {
+            path: path.to_path_buf(),
+            line,
+            written: written.clone(),
+        };
+        (early, written)
+    }
+
+    /// Creates the file with the header line; a file that exists by now is left alone (the
+    /// first flush then replaces it whole, as before).
+    pub fn write(self) {
+        match create_new(&self.path, self.line.as_bytes()) {
+            Ok(()) => self
+                .written
+                .store(self.line.len() as u64, Ordering::Release),
+            Err(e) => {
+                log::debug!(target: "agent", "transcript header not written early ({}): {e}", self.path.display())
+            }
+        }
+    }
+}
 
 /// One `write(2)` of one line with O_APPEND: a kill -9 leaves every earlier line intact and at
 /// worst a torn last line, which readers skip. No `create`: a missing file is the caller's cue
@@ -16,23 +58,22 @@ pub(super) fn append_line(path: &Path, line: &str, newline_first: bool) -> io::R
     }
     buf.push_str(line);
     buf.push('\n');
-    let mut f = OpenOptions::new().append(true).open(path)?;
-    f.write_all(buf.as_bytes())?;
+    append_text(path, &buf)?;
     Ok(buf.len() as u64)
+}
+
+/// Lines appended with one `write(2)` to a file that must exist.
+pub(super) fn append_text(path: &Path, text: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new().append(true).open(path)?;
+    f.write_all(text.as_bytes())
 }
 
 /// A new session's first flush creates its file with one write (pi writes it the same way);
 /// an existing file is replaced by temp file + rename. Either way with the process umask's mode,
 /// as upstream's transcripts have.
 pub(super) fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    match create_with(path, data) {
+    match create_new(path, data) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir)?;
-            }
-            return create_with(path, data);
-        }
         done => return done,
     }
     let mut name = path.as_os_str().to_owned();
@@ -47,6 +88,19 @@ pub(super) fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// A file that must not exist yet, with `data` in one write (its directory made if missing).
+pub(super) fn create_new(path: &Path, data: &[u8]) -> io::Result<()> {
+    match create_with(path, data) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            create_with(path, data)
+        }
+        done => done,
+    }
 }
 
 fn create_with(path: &Path, data: &[u8]) -> io::Result<()> {

@@ -87,19 +87,21 @@ use serde_json::json;
 
 /// Runs the turn to its end. Never panics on provider, disk or config problems: they become
 /// `Failed` with upstream's user-facing text. `on_outcome` hears the outcome as soon as it is
-/// known (the transcript is written by then); the `sessions.json` usage update follows it, as
-/// upstream persists usage after the run's final event.
+/// known (the transcript is written by then); the `sessions.json` usage update follows it a
+/// moment later on the sessions writer (`write_behind`), as upstream persists usage after the
+/// run's final event.
 pub fn run(
     input: TurnInput,
     on_update: &mut dyn FnMut(TurnUpdate),
     on_outcome: &mut dyn FnMut(&TurnOutcome),
-) -> TurnOutcome {
+) {
     let (outcome, record) = run_inner(input, on_update);
     on_outcome(&outcome);
     if let Some(r) = record {
-        r.write(&outcome);
+        crate::agent::write_behind::submit(Box::new(move || {
+            r.write(&outcome);
+        }));
     }
-    outcome
 }
 
 /// The `sessions.json` update a finished turn still owes.
@@ -150,8 +152,18 @@ fn run_inner(
     };
     let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
     let mut state = RunState::new(user);
-    if let Some(entry) = new_entry {
-        state.defer_until_answered(Box::new(move || entry.write()));
+    // A new session's entry and its transcript's header are written while the provider
+    // answers, off the request's path and before the end's.
+    let header = transcript.early_header();
+    if new_entry.is_some() || header.is_some() {
+        state.defer_until_answered(Box::new(move || {
+            if let Some(entry) = new_entry {
+                entry.write();
+            }
+            if let Some(header) = header {
+                header.write();
+            }
+        }));
     }
     // A user message left as the leaf by a run that died would make two user turns in a row.
     transcript.drop_orphan_trailing_user();

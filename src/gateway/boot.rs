@@ -50,7 +50,13 @@ pub fn run(cmd: GatewayCmd) -> Result<(), String> {
         )?;
         last_port = Some(port);
         match exit {
-            LoopExit::Stop(_) => break,
+            LoopExit::Stop(_) => {
+                // The last turns' usage, still owed to sessions.json.
+                if !crate::agent::write_behind::flush(Duration::from_secs(2)) {
+                    log::warn!(target: "gateway", "sessions.json writes still pending at exit");
+                }
+                break;
+            }
             LoopExit::Restart(reason) => {
                 log::info!(target: "gateway", "restarting in-process ({reason})");
                 seen = config::watch::stamp(&config_path);

@@ -2,7 +2,6 @@
 //! session lanes), submitting turns to the worker pool, and turning worker updates into upstream's
 //! `agent` and `chat` events (per-run `seq`, deltas throttled to one per 150 ms per run).
 
-use crossbeam_channel::bounded;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,9 +19,6 @@ use crate::util::now_ms;
 
 /// Chat deltas are sent at most this often per run (upstream: 150 ms; skipped ones are not resent).
 const DELTA_THROTTLE: Duration = Duration::from_millis(150);
-/// How long a worker waits for the loop to have told the clients a turn's end (the loop
-/// answers in microseconds; this only bounds a loop that is stuck or gone).
-const TOLD_WAIT: Duration = Duration::from_millis(100);
 /// Words that abort the session's run instead of starting one (agents.md §3.11).
 const ABORT_WORDS: [&str; 7] = ["stop", "esc", "abort", "wait", "exit", "interrupt", "/stop"];
 
@@ -257,15 +253,10 @@ impl Gateway {
                 });
             };
             let mut on_outcome = |outcome: &TurnOutcome| {
-                let (told, heard) = bounded::<()>(1);
                 let _ = done_events.send(Event::TurnDone {
                     run_id: done_id.clone(),
                     outcome: outcome.clone(),
-                    told: Some(told),
                 });
-                // The session's usage write waits until the loop has sent the end to every
-                // client, so the two do not compete for the CPU while the clients wait.
-                let _ = heard.recv_timeout(TOLD_WAIT);
             };
             turn::run(input, &mut on_update, &mut on_outcome);
         });
@@ -276,12 +267,12 @@ impl Gateway {
                         .into(),
             };
             let _ = panic_events.send(Event::TurnDone {
-                told: None,
                 run_id: panic_id,
                 outcome,
             });
         });
-        if self.chat.pools.submit(p.lane, job, on_panic).is_err() {
+        let submitted = self.chat.pools.submit(p.lane, job, on_panic);
+        if submitted.is_err() {
             let outcome = TurnOutcome::Failed {
                 message: "The gateway is busy; try again in a moment.".into(),
             };

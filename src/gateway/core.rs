@@ -194,14 +194,7 @@ impl Gateway {
             }
             Event::ConfigFileChanged => return self.on_config_file_changed(),
             Event::Turn { run_id, update } => self.on_turn_update(&run_id, update),
-            Event::TurnDone {
-                run_id,
-                outcome,
-                told,
-            } => {
-                self.on_turn_done(&run_id, outcome);
-                drop(told);
-            }
+            Event::TurnDone { run_id, outcome } => self.on_turn_done(&run_id, outcome),
             Event::OpenAiTurn(req) => self.openai_turn(*req),
         }
         None

@@ -33,12 +33,11 @@ pub enum Event {
         run_id: String,
         update: crate::agent::turn::TurnUpdate,
     },
-    /// An agent turn ended (its transcript is already written). The loop drops `told` once
-    /// every client has heard the end: the worker waits for that before its own bookkeeping.
+    /// An agent turn ended (its transcript is already written; its usage is written a moment
+    /// later, `agent::write_behind`).
     TurnDone {
         run_id: String,
         outcome: crate::agent::turn::TurnOutcome,
-        told: Option<crossbeam_channel::Sender<()>>,
     },
     /// A `POST /v1/chat/completions` request, from its HTTP thread; answered on the request's
     /// own bounded reply channel.

@@ -35,3 +35,5 @@ mod provider_connections;
 mod sessions;
 /// In-memory copies between turns never hide changes made on disk.
 mod turn_caches;
+/// When a turn's transcript header and its usage reach the disk.
+mod turn_writes;
