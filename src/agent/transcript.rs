@@ -61,6 +61,8 @@ pub struct Transcript {
     migrated: bool,
     /// The file's length as this copy last read or wrote it (the parked-copy check).
     disk_len: u64,
+    /// The file's stamp right after this copy's last write (`None` until it writes).
+    disk_stamp: Option<crate::state::stamp::Stamp>,
     /// The header line's length once the `EarlyHeader` handed out for this file wrote it.
     early_header: Option<Arc<AtomicU64>>,
 }
@@ -175,6 +177,7 @@ impl Transcript {
             skipped_lines: 0,
             migrated: false,
             disk_len: 0,
+            disk_stamp: None,
             early_header: None,
         }
     }
@@ -390,8 +393,9 @@ impl Transcript {
             crate::config::json5::push_compact_object(&mut line, entry);
         }
         match append_line(&self.path, &line, self.needs_newline) {
-            Ok(written) => {
+            Ok((written, stamp)) => {
                 self.disk_len += written;
+                self.disk_stamp = Some(stamp);
                 self.needs_newline = false;
                 Ok(())
             }
@@ -410,8 +414,9 @@ impl Transcript {
             text.push('\n');
         }
         match append_text(&self.path, &text) {
-            Ok(()) => {
+            Ok(stamp) => {
                 self.disk_len = header_len + text.len() as u64;
+                self.disk_stamp = Some(stamp);
                 self.disk = Disk::Flushed;
                 Ok(())
             }
@@ -429,7 +434,7 @@ impl Transcript {
             crate::config::json5::push_compact_object(&mut text, e);
             text.push('\n');
         }
-        replace_file(&self.path, text.as_bytes())?;
+        self.disk_stamp = Some(replace_file(&self.path, text.as_bytes())?);
         self.disk_len = text.len() as u64;
         self.disk = Disk::Flushed;
         self.needs_newline = false;

@@ -56,14 +56,17 @@ fn park(mut t: Transcript) {
     if t.disk != Disk::Flushed || t.disk_len > MAX_ONE {
         return;
     }
-    // Only a file this copy wrote last: its length is what the copy knows it to be.
-    let Ok(meta) = std::fs::metadata(&t.path) else {
-        return;
+    // Only a file this copy wrote last. The stamp taken from the open file after that write
+    // needs no `stat`, and any later change (even one made before this park, by the
+    // session's next turn) fails the check at `take`. A copy that never wrote checks the
+    // file's length now instead.
+    let stamp = match t.disk_stamp {
+        Some(stamp) => stamp,
+        None => match std::fs::metadata(&t.path) {
+            Ok(meta) if meta.len() == t.disk_len => Stamp::of(&meta),
+            _ => return,
+        },
     };
-    if meta.len() != t.disk_len {
-        return;
-    }
-    let stamp = Stamp::of(&meta);
     // As a fresh parse would have it: the leaf is the file's last entry.
     t.leaf = t.entries.len().checked_sub(1);
     let mut parked = PARKED.lock();
@@ -128,6 +131,24 @@ mod tests {
         let reply = json!({"role": "assistant", "content": [{"type": "text", "text": "yo"}], "stopReason": "stop", "timestamp": 2});
         t.append_message(reply).unwrap();
         t
+    }
+
+    #[test]
+    fn a_change_made_before_the_park_is_not_handed_out() {
+        let dir = std::env::temp_dir().join(format!("moltbot-park-{}", crate::util::uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.jsonl");
+        let t = flushed(&path);
+        // Rewritten in place by someone else before this copy is parked: same inode, same
+        // length, a later mtime (past the file system's timestamp tick).
+        std::thread::sleep(Duration::from_millis(30));
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"yo\"", "\"ya\"");
+        std::fs::write(&path, text).unwrap();
+        drop(ParkOnDrop::new(t));
+        assert!(take(&path).is_none(), "the copy predates the file");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

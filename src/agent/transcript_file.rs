@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::state::stamp::Stamp;
+
 /// A new session's header line, for the turn to write while the provider answers: the first
 /// flush then appends to a file that exists instead of creating one (on this VM's unjournaled
 /// ext4 a create scans recently freed inodes). A file holding only its header is what
@@ -38,7 +40,7 @@ impl EarlyHeader {
     /// first flush then replaces it whole, as before).
     pub fn write(self) {
         match create_new(&self.path, self.line.as_bytes()) {
-            Ok(()) => self
+            Ok(_) => self
                 .written
                 .store(self.line.len() as u64, Ordering::Release),
             Err(e) => {
@@ -51,27 +53,33 @@ impl EarlyHeader {
 /// One `write(2)` of one line with O_APPEND: a kill -9 leaves every earlier line intact and at
 /// worst a torn last line, which readers skip. No `create`: a missing file is the caller's cue
 /// to rewrite it whole.
-pub(super) fn append_line(path: &Path, line: &str, newline_first: bool) -> io::Result<u64> {
+pub(super) fn append_line(
+    path: &Path,
+    line: &str,
+    newline_first: bool,
+) -> io::Result<(u64, Stamp)> {
     let mut buf = String::with_capacity(line.len() + 2);
     if newline_first {
         buf.push('\n');
     }
     buf.push_str(line);
     buf.push('\n');
-    append_text(path, &buf)?;
-    Ok(buf.len() as u64)
+    let stamp = append_text(path, &buf)?;
+    Ok((buf.len() as u64, stamp))
 }
 
-/// Lines appended with one `write(2)` to a file that must exist.
-pub(super) fn append_text(path: &Path, text: &str) -> io::Result<()> {
+/// Lines appended with one `write(2)` to a file that must exist. Returns the file's stamp
+/// right after the write (from the open file: what a parked copy is checked against).
+pub(super) fn append_text(path: &Path, text: &str) -> io::Result<Stamp> {
     let mut f = OpenOptions::new().append(true).open(path)?;
-    f.write_all(text.as_bytes())
+    f.write_all(text.as_bytes())?;
+    Ok(Stamp::of(&f.metadata()?))
 }
 
 /// A new session's first flush creates its file with one write (pi writes it the same way);
 /// an existing file is replaced by temp file + rename. Either way with the process umask's mode,
 /// as upstream's transcripts have.
-pub(super) fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(super) fn replace_file(path: &Path, data: &[u8]) -> io::Result<Stamp> {
     match create_new(path, data) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         done => return done,
@@ -83,7 +91,8 @@ pub(super) fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
         crate::util::uuid_v4()
     ));
     let tmp = PathBuf::from(name);
-    let result = fs::write(&tmp, data).and_then(|_| fs::rename(&tmp, path));
+    // The stamp survives the rename: same inode, length and mtime.
+    let result = write_new(&tmp, data).and_then(|stamp| fs::rename(&tmp, path).map(|_| stamp));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -91,23 +100,29 @@ pub(super) fn replace_file(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// A file that must not exist yet, with `data` in one write (its directory made if missing).
-pub(super) fn create_new(path: &Path, data: &[u8]) -> io::Result<()> {
-    match create_with(path, data) {
+pub(super) fn create_new(path: &Path, data: &[u8]) -> io::Result<Stamp> {
+    match write_new(path, data) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir)?;
             }
-            create_with(path, data)
+            write_new(path, data)
         }
         done => done,
     }
 }
 
-fn create_with(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Creates `path` (which must not exist) holding `data`; a failed write removes it again.
+/// Returns the stamp the file has once written.
+fn write_new(path: &Path, data: &[u8]) -> io::Result<Stamp> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(data).inspect_err(|_| {
-        let _ = fs::remove_file(path);
-    })
+    match file.write_all(data).and_then(|_| file.metadata()) {
+        Ok(meta) => Ok(Stamp::of(&meta)),
+        Err(e) => {
+            let _ = fs::remove_file(path);
+            Err(e)
+        }
+    }
 }
 
 /// A file with content but no valid header would be ignored forever; keep it beside the new

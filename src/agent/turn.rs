@@ -95,8 +95,9 @@ pub fn run(
     on_update: &mut dyn FnMut(TurnUpdate),
     on_outcome: &mut dyn FnMut(&TurnOutcome),
 ) {
-    let (outcome, record) = run_inner(input, on_update);
+    let (outcome, record, leftovers) = run_inner(input, on_update);
     on_outcome(&outcome);
+    drop(leftovers);
     if let Some(r) = record {
         crate::agent::write_behind::submit(Box::new(move || {
             r.write(&outcome);
@@ -131,10 +132,19 @@ impl Record {
     }
 }
 
+/// What a finished turn still holds, let go only once `on_outcome` has run: parking the
+/// transcript for the next turn (a `stat`, the cache's lock) and freeing the requests and
+/// their history are not on the way to the clients.
+#[derive(Default)]
+struct Leftovers {
+    _transcript: Option<crate::agent::transcript::ParkOnDrop>,
+    _state: Option<RunState>,
+}
+
 fn run_inner(
     input: TurnInput,
     on_update: &mut dyn FnMut(TurnUpdate),
-) -> (TurnOutcome, Option<Record>) {
+) -> (TurnOutcome, Option<Record>, Leftovers) {
     on_update(TurnUpdate::Started);
     let store = SessionStore::new(input.state.sessions_store(&input.agent_id));
     let choice = session_of(&store, &input.session_key, &input.config.config);
@@ -147,7 +157,7 @@ fn run_inner(
                 entry.write();
             }
             let message = format!("failed to open the session transcript: {e}");
-            return (failed(&message), None);
+            return (failed(&message), None, Leftovers::default());
         }
     };
     let user = json!({"role": "user", "content": [{"type": "text", "text": input.prompt}], "timestamp": now_ms()});
@@ -198,7 +208,11 @@ fn run_inner(
                     compactions: state.compactions,
                     outcome: None,
                 };
-                return (outcome, Some(record));
+                let left = Leftovers {
+                    _transcript: Some(transcript),
+                    _state: Some(state),
+                };
+                return (outcome, Some(record), left);
             }
             Attempt::FallBack(message) if i + 1 < candidates.len() => {
                 log::warn!(target: "agent", "model {}/{} failed ({message}); trying the next candidate", candidate.provider, candidate.model);
@@ -237,11 +251,16 @@ fn run_inner(
         return (
             reset_after_overflow(&store, &input.session_key, &primary),
             None,
+            Leftovers::default(),
         );
     }
     let text = failover::user_text::format_assistant_error_text(true, &last_error)
         .unwrap_or_else(|| failover::user_text::format_run_failure_text(&last_error));
-    (TurnOutcome::Failed { message: text }, Some(record))
+    (
+        TurnOutcome::Failed { message: text },
+        Some(record),
+        Leftovers::default(),
+    )
 }
 
 /// `contextTokens` for the session entry: `agents.defaults.contextTokens`, else the model's
@@ -371,6 +390,7 @@ fn attempt(
             cost: model.cost,
         };
         let result = run_with_thinking_downgrade(&mut looped, transcript, state, on_update);
+        state.spent.push(looped.template);
         let failure_reason = result
             .as_ref()
             .err()

@@ -43,6 +43,8 @@ pub struct RunState {
     /// or when the call ends without an answer; the turn runs it at the latest when an attempt
     /// ends.
     side_work: Cell<Option<Box<dyn FnOnce()>>>,
+    /// Requests this run is done with, freed after the loop has heard the outcome.
+    pub spent: Vec<Request>,
 }
 
 impl RunState {
@@ -53,6 +55,7 @@ impl RunState {
             compactions: 0,
             steered: Vec::new(),
             side_work: Cell::new(None),
+            spent: Vec::new(),
         }
     }
 
@@ -116,11 +119,13 @@ pub fn run(
         state.texts.push(assistant_text(&message));
         let calls = tools::tool_calls(&message);
         if is_final_stop(&message) || a.input.abort.is_aborted() {
+            state.spent.push(req);
             return Ok(message);
         }
         if calls.is_empty() {
             // pi checks for steering messages when the loop would stop: one arrived → go on.
             if !take_steered(a, state, on_update) {
+                state.spent.push(req);
                 return Ok(message);
             }
             continue;

@@ -4,13 +4,17 @@
 use super::assistant::{Assistant, Block, StopReason, Usage};
 use super::error::{anthropic_http_message, anthropic_stream_message, ProviderError};
 use super::sse::SseEvent;
-use super::transform::{sanitize_id, transform_messages};
 use super::{
-    join_url, merge_headers, parse_data, str_of, u64_of, Credential, Decoder, Request,
-    ThinkingLevel, ToolSpec,
+    join_url, merge_headers, parse_data, str_of, u64_of, Credential, Decoder, Request, ToolSpec,
 };
 use crate::agent::providers::transport::HttpCall;
-use serde_json::{json, Map, Value};
+use request_body::body_bytes;
+#[cfg(test)]
+use request_body::{body, convert_messages, token_plan};
+
+#[path = "anthropic_body.rs"]
+mod request_body;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 const VERSION: &str = "2023-06-01";
@@ -66,7 +70,7 @@ pub(crate) fn prepare(req: &Request) -> (HttpCall, Box<dyn Decoder>) {
     let call = HttpCall {
         url: join_url(&req.target.base_url, "/v1/messages"),
         headers: headers(req, oauth),
-        body: serde_json::to_vec(&body(req, oauth)).unwrap_or_default(),
+        body: body_bytes(req, oauth),
         timeout: req.timeout,
     };
     let decoder = AnthropicDecoder {
@@ -104,227 +108,6 @@ fn headers(req: &Request, oauth: bool) -> Vec<(String, String)> {
         }
     }
     merge_headers(base, &req.target.headers)
-}
-
-/// Thinking budget per level (§2.1); `xhigh` uses `high`'s.
-fn budget(level: ThinkingLevel) -> Option<u32> {
-    match level {
-        ThinkingLevel::Off => None,
-        ThinkingLevel::Minimal => Some(1024),
-        ThinkingLevel::Low => Some(2048),
-        ThinkingLevel::Medium => Some(8192),
-        ThinkingLevel::High | ThinkingLevel::XHigh => Some(16384),
-    }
-}
-
-/// `(max_tokens, thinking budget)`: the budget is added on top of the output allowance, capped
-/// at the model's limit, and shrunk when that leaves no room for output.
-fn token_plan(req: &Request) -> (u32, Option<u32>) {
-    let base = req.base_max_tokens();
-    let Some(mut b) = budget(req.thinking) else {
-        return (base, None);
-    };
-    let max = base.saturating_add(b).min(req.target.max_tokens);
-    if max <= b {
-        b = max.saturating_sub(1024);
-    }
-    (max, Some(b))
-}
-
-pub(crate) fn body(req: &Request, oauth: bool) -> Value {
-    let (max_tokens, budget) = token_plan(req);
-    let mut b = Map::new();
-    b.insert("model".into(), req.target.model_id.clone().into());
-    b.insert(
-        "messages".into(),
-        Value::Array(convert_messages(req, oauth)),
-    );
-    b.insert("max_tokens".into(), max_tokens.into());
-    b.insert("stream".into(), true.into());
-    let ephemeral = || json!({"type": "ephemeral"});
-    let mut system = Vec::new();
-    if oauth {
-        system.push(
-            json!({"type": "text", "text": CLAUDE_CODE_IDENTITY, "cache_control": ephemeral()}),
-        );
-    }
-    if !req.system.is_empty() {
-        system.push(json!({"type": "text", "text": req.system, "cache_control": ephemeral()}));
-    }
-    if !system.is_empty() {
-        b.insert("system".into(), Value::Array(system));
-    }
-    if let Some(t) = req.temperature {
-        b.insert("temperature".into(), t.into());
-    }
-    if !req.tools.is_empty() {
-        let tools = req.tools.iter().map(|t| convert_tool(t, oauth)).collect();
-        b.insert("tools".into(), Value::Array(tools));
-    }
-    if let (Some(budget), true) = (budget, req.target.reasoning) {
-        b.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": budget}),
-        );
-    }
-    Value::Object(b)
-}
-
-/// Only `type`, `properties` and `required` of the root schema survive.
-fn convert_tool(t: &ToolSpec, oauth: bool) -> Value {
-    let name = if oauth {
-        to_claude_code_name(&t.name)
-    } else {
-        t.name.clone()
-    };
-    let props = t.parameters.get("properties").cloned().unwrap_or(json!({}));
-    let required = t.parameters.get("required").cloned().unwrap_or(json!([]));
-    json!({
-        "name": name,
-        "description": t.description,
-        "input_schema": {"type": "object", "properties": props, "required": required},
-    })
-}
-
-fn convert_messages(req: &Request, oauth: bool) -> Vec<Value> {
-    let msgs = transform_messages(&req.messages, &req.target, &|id| sanitize_id(id, 64));
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < msgs.len() {
-        let msg = &msgs[i];
-        match str_of(msg, "role") {
-            "user" => out.extend(convert_user(msg, req.target.input_images)),
-            "assistant" => out.extend(convert_assistant(msg, oauth)),
-            "toolResult" => {
-                // Consecutive results travel as one user message.
-                let mut results = Vec::new();
-                while i < msgs.len() && str_of(&msgs[i], "role") == "toolResult" {
-                    results.push(convert_tool_result(&msgs[i]));
-                    i += 1;
-                }
-                out.push(json!({"role": "user", "content": results}));
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    mark_last_user_block(&mut out);
-    out
-}
-
-fn image_block(b: &Value) -> Value {
-    json!({"type": "image", "source": {
-        "type": "base64", "media_type": str_of(b, "mimeType"), "data": str_of(b, "data")}})
-}
-
-fn convert_user(msg: &Value, images: bool) -> Option<Value> {
-    let content = msg.get("content")?;
-    if let Some(s) = content.as_str() {
-        return (!s.trim().is_empty()).then(|| json!({"role": "user", "content": s}));
-    }
-    let blocks: Vec<Value> = content
-        .as_array()?
-        .iter()
-        .filter_map(|b| match str_of(b, "type") {
-            "text" => text_block(b),
-            "image" if images => Some(image_block(b)),
-            _ => None,
-        })
-        .collect();
-    (!blocks.is_empty()).then(|| json!({"role": "user", "content": blocks}))
-}
-
-/// A pi text block as Anthropic's, or `None` for blank text (the API rejects empty blocks).
-fn text_block(b: &Value) -> Option<Value> {
-    let text = str_of(b, "text");
-    (!text.trim().is_empty()).then(|| json!({"type": "text", "text": text}))
-}
-
-fn convert_assistant(msg: &Value, oauth: bool) -> Option<Value> {
-    let blocks: Vec<Value> = msg
-        .get("content")?
-        .as_array()?
-        .iter()
-        .filter_map(|b| match str_of(b, "type") {
-            "text" => text_block(b),
-            "thinking" => {
-                let thinking = str_of(b, "thinking");
-                let sig = str_of(b, "thinkingSignature");
-                if thinking.trim().is_empty() {
-                    None
-                } else if sig.trim().is_empty() {
-                    // Unsigned thinking (an aborted stream) would be rejected: send it as text.
-                    Some(json!({"type": "text", "text": thinking}))
-                } else {
-                    Some(json!({"type": "thinking", "thinking": thinking, "signature": sig}))
-                }
-            }
-            "toolCall" => {
-                let name = str_of(b, "name");
-                let name = if oauth {
-                    to_claude_code_name(name)
-                } else {
-                    name.to_string()
-                };
-                let input = b.get("arguments").cloned().unwrap_or(json!({}));
-                Some(json!({"type": "tool_use", "id": str_of(b, "id"), "name": name, "input": input}))
-            }
-            _ => None,
-        })
-        .collect();
-    (!blocks.is_empty()).then(|| json!({"role": "assistant", "content": blocks}))
-}
-
-fn convert_tool_result(msg: &Value) -> Value {
-    json!({
-        "type": "tool_result",
-        "tool_use_id": str_of(msg, "toolCallId"),
-        "content": tool_result_content(msg),
-        "is_error": msg.get("isError").and_then(Value::as_bool).unwrap_or(false),
-    })
-}
-
-/// Joined text, or a block array when images are present (image-only gets a text lead-in).
-fn tool_result_content(msg: &Value) -> Value {
-    let (text, images) = super::tool_result_text(msg);
-    if !images {
-        return Value::String(text);
-    }
-    let mut blocks: Vec<Value> = msg
-        .get("content")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|b| match str_of(b, "type") {
-            "image" => image_block(b),
-            _ => json!({"type": "text", "text": str_of(b, "text")}),
-        })
-        .collect();
-    if !blocks.iter().any(|b| str_of(b, "type") == "text") {
-        blocks.insert(0, json!({"type": "text", "text": "(see attached image)"}));
-    }
-    Value::Array(blocks)
-}
-
-/// Prompt caching: the last block of a trailing user message gets `cache_control`.
-fn mark_last_user_block(msgs: &mut [Value]) {
-    let Some(last) = msgs.last_mut() else {
-        return;
-    };
-    if str_of(last, "role") != "user" {
-        return;
-    }
-    let Some(block) = last
-        .get_mut("content")
-        .and_then(Value::as_array_mut)
-        .and_then(|a| a.last_mut())
-    else {
-        return;
-    };
-    if matches!(str_of(block, "type"), "text" | "image" | "tool_result") {
-        block["cache_control"] = json!({"type": "ephemeral"});
-    }
 }
 
 fn map_stop_reason(reason: &str) -> Option<StopReason> {
@@ -485,7 +268,7 @@ impl Decoder for AnthropicDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::providers::{Api, ModelTarget};
+    use crate::agent::providers::{Api, ModelTarget, ThinkingLevel};
 
     fn req() -> Request {
         let mut t = ModelTarget::new(
@@ -512,6 +295,48 @@ mod tests {
         assert_eq!(token_plan(&r), (4096, Some(3072)));
         r.target.max_tokens = 1000;
         assert_eq!(token_plan(&r), (1000, Some(0)));
+    }
+
+    #[test]
+    fn the_body_bytes_have_the_sdk_key_order_and_skip_what_is_unset() {
+        let mut r = req();
+        r.system = "be \"brief\"\n".into();
+        r.temperature = Some(0.25);
+        r.thinking = ThinkingLevel::Low;
+        r.messages = vec![json!({"role":"user","content":[{"type":"text","text":"hi"}]})];
+        r.tools = vec![ToolSpec {
+            name: "read".into(),
+            description: "d".into(),
+            parameters: json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
+        }];
+        let cached = json!({"type": "ephemeral"});
+        let expected = json!({
+            "model": "claude-opus-4-5",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": cached}]}],
+            "max_tokens": 34_048,
+            "stream": true,
+            "system": [{"type": "text", "text": "be \"brief\"\n", "cache_control": cached}],
+            "temperature": 0.25,
+            "tools": [{"name": "read", "description": "d", "input_schema":
+                {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}],
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+        });
+        let bytes = request_body::body_bytes(&r, false);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+        // Nothing optional set: no `system`, `temperature`, `tools` or `thinking` keys.
+        let mut bare = req();
+        bare.target.reasoning = false;
+        bare.thinking = ThinkingLevel::Low;
+        let keys: Vec<String> = body(&bare, false)
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["model", "messages", "max_tokens", "stream"]);
     }
 
     #[test]
