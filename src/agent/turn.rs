@@ -150,7 +150,17 @@ fn run_inner(
     let choice = session_of(&store, &input.session_key, &input.config.config);
     let (session_id, transcript_path, new_entry) = (choice.id, choice.transcript, choice.new_entry);
     let cwd = input.workspace.to_string_lossy().into_owned();
-    let mut transcript = match Transcript::open_for_run(&transcript_path, &session_id, &cwd) {
+    // A session minted for this turn has a fresh id: no file (nor parked copy) can exist yet.
+    let opened = match new_entry {
+        Some(_) => Ok(Transcript::create_pending(
+            &transcript_path,
+            &session_id,
+            &cwd,
+            None,
+        )),
+        None => Transcript::open_for_run(&transcript_path, &session_id, &cwd),
+    };
+    let mut transcript = match opened {
         Ok(t) => crate::agent::transcript::ParkOnDrop::new(t),
         Err(e) => {
             if let Some(entry) = new_entry {
