@@ -12,9 +12,10 @@ use std::sync::Arc;
 use crate::state::stamp::Stamp;
 
 /// A new session's header line, for the turn to write while the provider answers: the first
-/// flush then appends to a file that exists instead of creating one (on this VM's unjournaled
-/// ext4 a create scans recently freed inodes). A file holding only its header is what
-/// upstream's `ensureSessionHeader` writes too, and its loaders read it as a new session.
+/// flush then appends to a file that exists instead of creating one (a create allocates an
+/// inode, the dearest part of the write; on an unjournaled ext4 it scans recently freed
+/// inodes). A file holding only its header is what upstream's `ensureSessionHeader` writes
+/// too, and its loaders read it as a new session.
 pub struct EarlyHeader {
     path: PathBuf,
     line: String,

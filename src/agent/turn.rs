@@ -266,11 +266,11 @@ fn run_inner(
     }
     let text = failover::user_text::format_assistant_error_text(true, &last_error)
         .unwrap_or_else(|| failover::user_text::format_run_failure_text(&last_error));
-    (
-        TurnOutcome::Failed { message: text },
-        Some(record),
-        Leftovers::default(),
-    )
+    let left = Leftovers {
+        _transcript: Some(transcript),
+        _state: Some(state),
+    };
+    (TurnOutcome::Failed { message: text }, Some(record), left)
 }
 
 /// `contextTokens` for the session entry: `agents.defaults.contextTokens`, else the model's

@@ -3,7 +3,7 @@
 //! then runs while the clients read the run's end and send their next message instead of
 //! competing with them for the CPU, and no worker waits on it.
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -45,11 +45,10 @@ impl WriteBehind {
     /// Queues `job` to run `delay` from now, after every job queued before it.
     pub fn submit(&self, job: Job) {
         let due = Instant::now() + self.delay;
-        match self.tx.try_send(Msg::Write { due, job }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Msg::Write { job, .. }))
-            | Err(TrySendError::Disconnected(Msg::Write { job, .. })) => run_job(job),
-            Err(_) => {}
+        if let Err(refused) = self.tx.try_send(Msg::Write { due, job }) {
+            if let Msg::Write { job, .. } = refused.into_inner() {
+                run_job(job);
+            }
         }
     }
 
@@ -64,8 +63,10 @@ impl WriteBehind {
     }
 }
 
+/// The process's writer, started by the first job.
+static WRITER: OnceLock<Option<WriteBehind>> = OnceLock::new();
+
 fn process_writer() -> Option<&'static WriteBehind> {
-    static WRITER: OnceLock<Option<WriteBehind>> = OnceLock::new();
     WRITER
         .get_or_init(|| WriteBehind::start(DELAY, QUEUE))
         .as_ref()
@@ -81,7 +82,11 @@ pub fn submit(job: Job) {
 
 /// Runs what the process's writer still owes (before exit); `false` if `limit` passed first.
 pub fn flush(limit: Duration) -> bool {
-    process_writer().is_none_or(|w| w.flush(limit))
+    match WRITER.get() {
+        Some(Some(w)) => w.flush(limit),
+        // Never started (no turn finished) or never able to: nothing is owed.
+        _ => true,
+    }
 }
 
 fn run(rx: Receiver<Msg>) {
