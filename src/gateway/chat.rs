@@ -374,11 +374,15 @@ impl Gateway {
         }
         let ended = now_ms();
         let (state, extra, phase) = match &outcome {
-            TurnOutcome::Done { message, text, .. } => {
+            TurnOutcome::Done { text, .. } => {
+                // Upstream's final carries the run's text alone (the pi message, with its usage
+                // and stop reason, is in the transcript), trimmed, and none when that is empty.
+                let text = text.trim();
                 let extra = if text.is_empty() {
                     json!({})
                 } else {
-                    json!({"message": message})
+                    let content = json!([{"type": "text", "text": text}]);
+                    json!({"message": {"role": "assistant", "content": content, "timestamp": ended}})
                 };
                 ("final", extra, json!({"phase": "end", "endedAt": ended}))
             }

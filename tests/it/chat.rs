@@ -110,6 +110,10 @@ fn streamed_turn_end_to_end_and_history() {
         last["message"]["content"][0]["text"],
         "Hello there, friend."
     );
+    // Upstream's final: the run's text alone, no usage or stop reason.
+    let keys: Vec<&String> = last["message"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["role", "content", "timestamp"], "{last}");
+    assert_eq!(last["message"]["content"].as_array().unwrap().len(), 1);
     let req = &fake.requests()[0];
     assert_eq!(req.header("x-api-key"), Some("sk-ant-test-key"));
     assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
