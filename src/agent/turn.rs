@@ -110,7 +110,6 @@ struct Record {
     store: SessionStore,
     key: String,
     session_id: String,
-    transcript: PathBuf,
     compactions: u32,
     context: Option<u64>,
     /// What to record when it differs from what the clients were told (a failure's raw text).
@@ -124,7 +123,6 @@ impl Record {
             &self.store,
             &self.key,
             &self.session_id,
-            &self.transcript,
             outcome,
             self.compactions,
             self.context,
@@ -214,7 +212,6 @@ fn run_inner(
                     store,
                     key: input.session_key.clone(),
                     session_id,
-                    transcript: transcript_path,
                     compactions: state.compactions,
                     outcome: None,
                 };
@@ -245,7 +242,6 @@ fn run_inner(
         store,
         key: input.session_key.clone(),
         session_id,
-        transcript: transcript_path,
         compactions: state.compactions,
         context: None,
         outcome: Some(TurnOutcome::Failed {

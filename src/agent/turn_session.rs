@@ -2,8 +2,8 @@
 //! when the daily or idle reset says the old one is stale), the `sessions.json` update after it,
 //! and the fresh session upstream starts after a context overflow it could not compact away.
 
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
 
 use crate::agent::sessions::SessionStore;
 use crate::agent::sessions::{evaluate_reset, reset_entry, usage_patch, Usage};
@@ -119,28 +119,26 @@ pub fn start_new_session(store: &SessionStore, key: &str) -> Option<(String, Pat
     }
 }
 
-/// Updates `sessions.json` after a turn: ids, model, token counts (unknown fields kept).
+/// Updates `sessions.json` after a turn: model, token counts, flags (unknown fields kept). Only
+/// the entry the turn ran on is touched: one deleted or reset meanwhile is left as it is.
 pub fn record_session(
     store: &SessionStore,
     key: &str,
     session_id: &str,
-    transcript: &Path,
     outcome: &TurnOutcome,
     compactions: u32,
     context: Option<u64>,
 ) {
     let now = now_ms();
-    let result = store.update(key, |entry| {
-        match entry.get("sessionId").and_then(Value::as_str) {
-            None => {
-                *entry = crate::agent::sessions::new_entry_with_file(session_id, now, transcript)
-            }
-            // `sessions.reset` ran while this turn was streaming: the new session wins.
-            Some(current) if current != session_id => return,
-            Some(_) => {}
+    // Upstream's `updateSessionStoreEntry`: an entry deleted meanwhile stays deleted.
+    let result = store.merge_existing(key, |entry| {
+        // `sessions.reset` ran while this turn was streaming: the new session wins.
+        if entry.get("sessionId").and_then(Value::as_str) != Some(session_id) {
+            return None;
         }
-        entry.insert("updatedAt".into(), json!(now));
-        entry.insert("lastChannel".into(), json!("webchat"));
+        let mut patch = Map::new();
+        patch.insert("updatedAt".into(), json!(now));
+        patch.insert("lastChannel".into(), json!("webchat"));
         if let TurnOutcome::Done {
             message,
             provider,
@@ -149,7 +147,7 @@ pub fn record_session(
         } = outcome
         {
             let usage = message.get("usage").and_then(Usage::from_value);
-            let patch = usage_patch(
+            let usage = usage_patch(
                 entry,
                 usage.as_ref(),
                 Some(provider),
@@ -157,22 +155,23 @@ pub fn record_session(
                 context,
                 now,
             );
-            entry.extend(patch.unwrap_or_default());
+            patch.extend(usage.unwrap_or_default());
         }
         if compactions > 0 {
             let count = entry
                 .get("compactionCount")
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            entry.insert(
+            patch.insert(
                 "compactionCount".into(),
                 json!(count + u64::from(compactions)),
             );
         }
-        entry.insert(
+        patch.insert(
             "abortedLastRun".into(),
             json!(matches!(outcome, TurnOutcome::Aborted { .. })),
         );
+        Some(patch)
     });
     if let Err(e) = result {
         log::warn!(target: "agent", "failed to update {}: {e}", store.path().display());

@@ -96,3 +96,20 @@ fn the_usage_of_a_turn_that_just_ended_is_written_before_exit() {
     assert_eq!(entry["inputTokens"], 1000, "{entry}");
     assert_eq!(entry["outputTokens"], 100, "{entry}");
 }
+
+#[test]
+fn a_session_deleted_right_after_its_turn_stays_deleted() {
+    let fake = FakeLlm::start();
+    fake.push(Script::text(["gone soon"]).usage(10, 5));
+    let gw = gateway_with(&fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, "scratch", "hello", "d-1");
+    assert_eq!(chat_events(&mut ws, "d-1").pop().unwrap()["state"], "final");
+    // Before the turn's usage is saved (a moment after the final): upstream's usage update
+    // only merges into an existing entry, so it must not bring this one back.
+    let res = ws.call("sessions.delete", json!({"key": "scratch"}));
+    assert_eq!(res["deleted"], true, "{res}");
+    std::thread::sleep(Duration::from_millis(300));
+    let store = store(&gw);
+    assert!(store.get("agent:main:scratch").is_none(), "{store}");
+}
