@@ -78,14 +78,20 @@ fn a_new_sessions_header_is_written_while_it_streams_and_survives_a_kill() {
     assert_eq!(users["messages"].as_array().unwrap().len(), 2, "{users}");
 }
 
+/// A gateway that has just sent the final of one turn on `key` (1000 tokens in, 100 out).
+fn right_after_a_turn(fake: &FakeLlm, key: &str) -> (Gateway, Ws) {
+    fake.push(Script::text(["counted"]).usage(1000, 100));
+    let gw = gateway_with(fake, "");
+    let (mut ws, _) = gw.connect();
+    send(&mut ws, key, "count me", "w-1");
+    assert_eq!(chat_events(&mut ws, "w-1").pop().unwrap()["state"], "final");
+    (gw, ws)
+}
+
 #[test]
 fn the_usage_of_a_turn_that_just_ended_is_written_before_exit() {
     let fake = FakeLlm::start();
-    fake.push(Script::text(["counted"]).usage(1000, 100));
-    let mut gw = gateway_with(&fake, "");
-    let (mut ws, _) = gw.connect();
-    send(&mut ws, "main", "count me", "w-1");
-    assert_eq!(chat_events(&mut ws, "w-1").pop().unwrap()["state"], "final");
+    let (mut gw, ws) = right_after_a_turn(&fake, "main");
     // At once: the gateway has not had the time to write it on its own.
     let pid = gw.child.id() as libc::pid_t;
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -100,11 +106,7 @@ fn the_usage_of_a_turn_that_just_ended_is_written_before_exit() {
 #[test]
 fn a_session_deleted_right_after_its_turn_stays_deleted() {
     let fake = FakeLlm::start();
-    fake.push(Script::text(["gone soon"]).usage(10, 5));
-    let gw = gateway_with(&fake, "");
-    let (mut ws, _) = gw.connect();
-    send(&mut ws, "scratch", "hello", "d-1");
-    assert_eq!(chat_events(&mut ws, "d-1").pop().unwrap()["state"], "final");
+    let (gw, mut ws) = right_after_a_turn(&fake, "scratch");
     // Before the turn's usage is saved (a moment after the final): upstream's usage update
     // only merges into an existing entry, so it must not bring this one back.
     let res = ws.call("sessions.delete", json!({"key": "scratch"}));
