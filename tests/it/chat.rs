@@ -60,6 +60,17 @@ pub(crate) fn write_two_anthropic_profiles(gw: &Gateway) -> std::path::PathBuf {
     agent_dir
 }
 
+/// A second gateway on `gw`'s state dir and config (the first one stopped or killed).
+pub(crate) fn restart_on_the_same_state(gw: &Gateway) -> Gateway {
+    let mut opts = Opts::local(&std::fs::read_to_string(gw.config_path()).unwrap());
+    opts.config = None;
+    opts.env
+        .push(("ANTHROPIC_API_KEY".into(), "sk-ant-test-key".into()));
+    Gateway::try_start_in(opts, gw.state.clone())
+        .ok()
+        .expect("restarts")
+}
+
 pub(crate) fn send(ws: &mut Ws, key: &str, text: &str, run: &str) -> Value {
     ws.call(
         "chat.send",
@@ -458,13 +469,7 @@ fn kill_9_during_a_turn_leaves_readable_state() {
     assert_eq!(users, ["first", "second"]);
     // A new gateway on the same state dir continues the session.
     fake.push(Script::text(["back"]));
-    let mut opts = Opts::local(&std::fs::read_to_string(gw.config_path()).unwrap());
-    opts.config = None;
-    opts.env
-        .push(("ANTHROPIC_API_KEY".into(), "sk-ant-test-key".into()));
-    let again = Gateway::try_start_in(opts, gw.state.clone())
-        .ok()
-        .expect("restarts");
+    let again = restart_on_the_same_state(&gw);
     let (mut ws, _) = again.connect();
     let history = ws.call("chat.history", json!({"sessionKey": "main"}));
     assert!(history["messages"].as_array().unwrap().len() >= 2);

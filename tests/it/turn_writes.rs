@@ -1,7 +1,7 @@
 //! When a turn's files reach the disk: a new session's transcript header while the first reply
 //! streams, the `sessions.json` usage shortly after the final (and at the latest before exit).
 
-use crate::chat::{chat_events, gateway_with, send};
+use crate::chat::{chat_events, gateway_with, restart_on_the_same_state, send};
 use crate::llm::{FakeLlm, Script};
 use crate::support::*;
 use serde_json::{json, Value};
@@ -47,13 +47,7 @@ fn a_new_sessions_header_is_written_while_it_streams_and_survives_a_kill() {
     gw.child.wait().unwrap();
 
     fake.push(Script::text(["back"]));
-    let mut opts = Opts::local(&std::fs::read_to_string(gw.config_path()).unwrap());
-    opts.config = None;
-    opts.env
-        .push(("ANTHROPIC_API_KEY".into(), "sk-ant-test-key".into()));
-    let again = Gateway::try_start_in(opts, gw.state.clone())
-        .ok()
-        .expect("restarts");
+    let again = restart_on_the_same_state(&gw);
     let (mut ws, _) = again.connect();
     send(&mut ws, "fresh", "second", "h-2");
     assert_eq!(chat_events(&mut ws, "h-2").pop().unwrap()["state"], "final");
