@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 /// How long after the turn's end its write runs. Upstream persists usage a few milliseconds
 /// after its final event too, once the run has unwound; `flush` runs what is owed at once.
 pub const DELAY: Duration = Duration::from_millis(10);
-/// Writes waiting at most; a full queue makes the submitter write itself (slower, never lost).
+/// Writes waiting at most, in the channel and again in the writer's own queue; once both are
+/// full the submitter writes itself (slower, never lost).
 const QUEUE: usize = 256;
 const STACK: usize = 256 * 1024;
 
@@ -33,7 +34,7 @@ impl WriteBehind {
     /// `None` if the thread cannot start; jobs then run where they are submitted.
     pub fn start(delay: Duration, capacity: usize) -> Option<WriteBehind> {
         let (tx, rx) = bounded(capacity);
-        match crate::threads::spawn_named("sessions-write", STACK, move || run(rx)) {
+        match crate::threads::spawn_named("sessions-write", STACK, move || run(rx, capacity)) {
             Ok(_) => Some(WriteBehind { tx, delay }),
             Err(e) => {
                 log::warn!(target: "agent", "could not start the sessions writer: {e}");
@@ -89,9 +90,16 @@ pub fn flush(limit: Duration) -> bool {
     }
 }
 
-fn run(rx: Receiver<Msg>) {
+fn run(rx: Receiver<Msg>, capacity: usize) {
     let mut queued: VecDeque<(Instant, Job)> = VecDeque::new();
     loop {
+        // Saves slower than turns end (a slow or contended disk): the oldest one runs now, so
+        // this queue stays bounded and the channel fills up instead.
+        while queued.len() >= capacity.max(1) {
+            if let Some((_, job)) = queued.pop_front() {
+                run_job(job);
+            }
+        }
         let next = match queued.front() {
             Some((due, _)) => rx.recv_deadline(*due),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -155,6 +163,28 @@ mod tests {
         let at = ran_at.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(at - start >= delay, "ran after {:?}", at - start);
         assert_eq!(*log.lock().unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_backlog_beyond_the_bound_runs_before_its_delay() {
+        let w = WriteBehind::start(Duration::from_secs(3600), 2).unwrap();
+        let (log, job) = recorder();
+        for n in 1..=5 {
+            w.submit(job(n));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            log.lock().unwrap().len() >= 3,
+            "at most 2 wait: {:?}",
+            log.lock().unwrap()
+        );
+        assert!(w.flush(Duration::from_secs(10)));
+        let mut ran = log.lock().unwrap().clone();
+        ran.sort();
+        assert_eq!(ran, vec![1, 2, 3, 4, 5], "each once");
     }
 
     #[test]

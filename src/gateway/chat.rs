@@ -271,8 +271,7 @@ impl Gateway {
                 outcome,
             });
         });
-        let submitted = self.chat.pools.submit(p.lane, job, on_panic);
-        if submitted.is_err() {
+        if self.chat.pools.submit(p.lane, job, on_panic).is_err() {
             let outcome = TurnOutcome::Failed {
                 message: "The gateway is busy; try again in a moment.".into(),
             };
