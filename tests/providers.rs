@@ -141,8 +141,6 @@ fn anthropic_text_stream_request_and_message() {
     assert_eq!(
         events,
         [
-            // The request is with the HTTP thread before anything comes back.
-            StreamEvent::Dispatched,
             u(1, 1501),
             StreamEvent::TextStart { index: 0 },
             delta("Hello "),

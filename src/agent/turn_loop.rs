@@ -357,11 +357,8 @@ fn stream_once(
     let before = state.reply_text();
     let mut text = String::new();
     let mut on_event = |ev: StreamEvent| {
-        // Once the provider has answered: the helper thread and the provider had the CPU to
-        // themselves while the request went out.
-        if !matches!(ev, StreamEvent::Dispatched) {
-            state.run_side_work();
-        }
+        // Once the provider has answered: the request had the CPU to itself on its way out.
+        state.run_side_work();
         if let StreamEvent::TextDelta { delta, .. } = ev {
             *streamed = true;
             text.push_str(&delta);

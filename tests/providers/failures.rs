@@ -246,6 +246,113 @@ fn abort_before_response_headers_and_before_start() {
     assert_eq!(fake.request_count(), before);
 }
 
+/// A loopback address whose connects hang: a listener with a backlog of 0 that never accepts,
+/// its one queue slot taken, so the kernel drops every further SYN. Keep the guard alive.
+fn unanswered_addr() -> (
+    Vec<std::net::TcpStream>,
+    std::os::fd::OwnedFd,
+    std::net::SocketAddr,
+) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket calls on a descriptor this function owns; the structs are zeroed
+    // and filled as the kernel expects for AF_INET.
+    let (fd, addr) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let sp = &mut sa as *mut libc::sockaddr_in as *mut libc::sockaddr;
+        assert_eq!(libc::bind(fd.as_raw_fd(), sp, len), 0, "bind");
+        assert_eq!(libc::listen(fd.as_raw_fd(), 0), 0, "listen");
+        let mut got = len;
+        assert_eq!(libc::getsockname(fd.as_raw_fd(), sp, &mut got), 0);
+        let addr =
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, u16::from_be(sa.sin_port)));
+        (fd, addr)
+    };
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => held.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return (held, fd, addr),
+            Err(e) => panic!("filling the backlog: {e}"),
+        }
+    }
+    panic!("the listener's queue never filled");
+}
+
+fn anthropic_at(addr: std::net::SocketAddr) -> Request {
+    let base = format!("http://{addr}");
+    let t = ModelTarget::new(
+        "anthropic",
+        Api::AnthropicMessages,
+        "claude-opus-4-5",
+        &base,
+    );
+    request(t, Credential::ApiKey(ANTHROPIC_KEY.into()))
+}
+
+#[test]
+fn abort_during_a_connect_that_hangs_returns_at_once() {
+    let (_held, _listener, addr) = unanswered_addr();
+    let req = anthropic_at(addr);
+    let abort = AbortSignal::new();
+    let a = abort.clone();
+    let killer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(200));
+        a.abort();
+    });
+    let started = Instant::now();
+    let msg = stream(&req, &abort, &mut |_| {}).expect("aborted message");
+    let took = started.elapsed();
+    let _ = killer.join();
+    // The connect alone would wait for the request's 600 s (its SYNs are dropped).
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(msg["stopReason"], "aborted");
+    assert_eq!(msg["errorMessage"], "Request was aborted");
+}
+
+#[test]
+fn a_connect_that_hangs_times_out_with_the_request() {
+    let (_held, _listener, addr) = unanswered_addr();
+    let mut req = anthropic_at(addr);
+    req.timeout = Duration::from_millis(400);
+    let started = Instant::now();
+    let e = err(&req);
+    let took = started.elapsed();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::Timeout, "Request timed out.")
+    );
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn a_host_name_is_looked_up_and_its_connection_kept() {
+    let fake = FakeLlm::start();
+    let base = format!("http://localhost:{}", fake.addr().port());
+    let t = ModelTarget::new(
+        "anthropic",
+        Api::AnthropicMessages,
+        "claude-opus-4-5",
+        &base,
+    );
+    let req = request(t, Credential::ApiKey(ANTHROPIC_KEY.into()));
+    for word in ["one", "two"] {
+        fake.push(Script::text([word]));
+        let (msg, _) = ok(&req);
+        assert_eq!(msg["content"][0]["text"], word);
+    }
+    let conns: Vec<usize> = fake.requests().iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [1, 1], "the second call reuses the first connection");
+}
+
 #[test]
 fn timeout_on_a_silent_stream() {
     let fake = FakeLlm::start();

@@ -9,6 +9,7 @@
 mod abort;
 mod anthropic;
 mod assistant;
+mod connect;
 pub mod error;
 mod gemini_schema;
 mod google;
@@ -27,7 +28,7 @@ use serde_json::Value;
 use sse::SseEvent;
 use std::fmt;
 use std::time::Duration;
-use transport::{Exchange, HttpCall, Pumped};
+use transport::{Exchange, HttpCall};
 
 /// Upstream's `api` values this port speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,9 +247,6 @@ impl Request {
 /// `content` array.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    /// The request went to the HTTP thread; nothing has come back yet. A caller may use the
-    /// provider's latency for its own bookkeeping.
-    Dispatched,
     TextStart {
         index: usize,
     },
@@ -328,13 +326,7 @@ pub fn stream(
         req.target.model_id
     );
     let mut out = Assistant::new(&req.target, on_event);
-    let ended = transport::exchange(call, abort, &mut |pumped| match pumped {
-        Pumped::Dispatched => {
-            out.emit(StreamEvent::Dispatched);
-            Ok(false)
-        }
-        Pumped::Frame(ev) => decoder.frame(ev, &mut out),
-    });
+    let ended = transport::exchange(call, abort, &mut |ev| decoder.frame(ev, &mut out));
     let failure = match ended {
         Exchange::Aborted => return Ok(aborted(out)),
         Exchange::Complete => match decoder.finish(&mut out) {
