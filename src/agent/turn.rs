@@ -98,6 +98,7 @@ pub fn run(
     let (outcome, record, leftovers) = run_inner(input, on_update);
     on_outcome(&outcome);
     drop(leftovers);
+    crate::agent::providers::settle_connection();
     if let Some(r) = record {
         crate::agent::write_behind::submit(Box::new(move || {
             r.write(&outcome);

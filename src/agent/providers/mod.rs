@@ -305,6 +305,13 @@ pub(crate) trait Decoder {
     fn http_message(&self, status: u16, body: &str) -> String;
 }
 
+/// Finishes what this thread's last provider call left on its connection (the end of a body
+/// read past its terminal frame), so the connection can serve the next call. For after the
+/// turn's end has gone out; the next call does it first anyway.
+pub fn settle_connection() {
+    transport::settle();
+}
+
 /// Sends `req` and streams the answer: `Ok` is the final pi assistant message (also for an
 /// abort, with `stopReason:"aborted"`); `Err` carries the normalised error and, in
 /// `ProviderError::assistant`, the `stopReason:"error"` message upstream would persist.

@@ -11,9 +11,10 @@
 //! no more requests, so the next call makes a new one.
 //!
 //! After the decoder's terminal frame the rest of the body (normally just the end of its
-//! chunked framing) is read, as the SDKs read their streams to the end, so the connection goes
-//! back to the agent's pool; but for 20 ms at most: a body left open past that is dropped with
-//! its connection, so a server that never ends it cannot hold the turn up.
+//! chunked framing) is read, so the connection goes back to the agent's pool: once the turn's
+//! end has gone out (`settle`), or before this thread's next call, whichever comes first; for
+//! 20 ms at most: a body left open past that is dropped with its connection, so a server that
+//! never ends it cannot hold a turn up.
 
 use super::connect::{self, AbortableTcp, LiteralFirst};
 use super::error::ProviderError;
@@ -65,8 +66,21 @@ pub(crate) enum Exchange {
     Aborted,
 }
 
+type Body = SseReader<ureq::BodyReader<'static>>;
+
 thread_local! {
     static AGENT: RefCell<Option<Agent>> = const { RefCell::new(None) };
+    /// The last call's body, complete as far as its decoder cares, its end not read yet.
+    static UNREAD: RefCell<Option<Body>> = const { RefCell::new(None) };
+}
+
+/// Reads the end of this thread's last body, if it is still owed (for at most `DRAIN_WAIT`),
+/// so its connection goes back to the agent's pool. The turn calls it once its end has gone
+/// out; the next call on this thread calls it first in any case.
+pub(crate) fn settle() {
+    if let Some(mut body) = UNREAD.with(|u| u.borrow_mut().take()) {
+        connect::with_reads_bounded(DRAIN_WAIT, || body.discard_rest(MAX_DRAIN));
+    }
 }
 
 /// Runs the exchange; `on_frame` returns `Ok(true)` once the stream is logically complete.
@@ -78,6 +92,7 @@ pub(crate) fn exchange(
     if abort.is_aborted() {
         return Exchange::Aborted;
     }
+    settle();
     let agent = AGENT
         .with(|a| a.borrow_mut().take())
         .unwrap_or_else(make_agent);
@@ -159,7 +174,9 @@ fn run_call(
         match sse.next_event() {
             Ok(Some(ev)) => match on_frame(ev) {
                 Ok(true) => {
-                    connect::with_reads_bounded(DRAIN_WAIT, || sse.discard_rest(MAX_DRAIN));
+                    // What is left is normally just the end of the chunked framing: read
+                    // later, off the way to the clients.
+                    UNREAD.with(|u| *u.borrow_mut() = Some(sse));
                     return Exchange::Complete;
                 }
                 Ok(false) => {}
