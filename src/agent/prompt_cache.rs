@@ -1,7 +1,9 @@
 //! Per-process memos for the system prompt: each workspace's bootstrap files as last read
 //! (read again when any of them changes on disk) and the last prompts built (built again when
 //! any input differs). A turn then costs a few `stat`s instead of reading, truncating and
-//! formatting the same files every time.
+//! formatting the same files every time. The prompts are keyed by the workspace memo's own
+//! entry (the same `Arc` while no file changed) plus the small inputs, so a hit neither copies
+//! nor compares the files' text.
 
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -29,7 +31,19 @@ struct ContextKey {
 type Context = (Vec<BootstrapFile>, Vec<ContextFile>);
 
 static CONTEXTS: Mutex<Vec<(ContextKey, Arc<Context>)>> = Mutex::new(Vec::new());
-static PROMPTS: Mutex<Vec<(PromptParams, Arc<str>)>> = Mutex::new(Vec::new());
+/// The workspace's context (by identity) and every other input.
+struct PromptKey {
+    context: Arc<Context>,
+    params: PromptParams,
+}
+
+impl PartialEq for PromptKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.context, &other.context) && self.params == other.params
+    }
+}
+
+static PROMPTS: Mutex<Vec<(PromptKey, Arc<str>)>> = Mutex::new(Vec::new());
 
 /// `bootstrap::ensure_workspace`, then `bootstrap_context`. The stamps come first: when they
 /// show every file `ensure_workspace` would write already there, its writes would all fail
@@ -39,7 +53,7 @@ pub fn workspace_context(
     skip_bootstrap: bool,
     session_key: Option<&str>,
     max_chars: usize,
-) -> Context {
+) -> Arc<Context> {
     let mut stamps = stamps_of(dir);
     let complete = stamps[..bootstrap::ENSURED_CANDIDATES]
         .iter()
@@ -69,7 +83,7 @@ fn context_with(
     session_key: Option<&str>,
     max_chars: usize,
     stamps: Vec<Option<Stamp>>,
-) -> Context {
+) -> Arc<Context> {
     let key = ContextKey {
         dir: dir.to_string(),
         subagent: session_key.is_some_and(bootstrap::is_subagent_session_key),
@@ -77,9 +91,13 @@ fn context_with(
         stamps,
     };
     if let Some(hit) = remembered(&CONTEXTS, &key) {
-        return (*hit).clone();
+        return hit;
     }
-    let built = bootstrap::resolve_bootstrap_context(dir, session_key, max_chars);
+    let built = Arc::new(bootstrap::resolve_bootstrap_context(
+        dir,
+        session_key,
+        max_chars,
+    ));
     let raw: usize = built
         .0
         .iter()
@@ -87,20 +105,27 @@ fn context_with(
         .map(String::len)
         .sum();
     if raw <= MAX_KEPT_BYTES {
-        remember(&CONTEXTS, key, Arc::new(built.clone()), MAX_WORKSPACES);
+        remember(&CONTEXTS, key, built.clone(), MAX_WORKSPACES);
     }
     built
 }
 
-/// `prompt::build_system_prompt`, from memory for inputs seen before.
-pub fn system_prompt(params: PromptParams) -> String {
-    if let Some(hit) = remembered(&PROMPTS, &params) {
+/// `prompt::build_system_prompt` with `context`'s files as its context files (`params` has
+/// none of its own), from memory for inputs seen before.
+pub fn system_prompt(params: PromptParams, context: &Arc<Context>) -> String {
+    let key = PromptKey {
+        context: context.clone(),
+        params,
+    };
+    if let Some(hit) = remembered(&PROMPTS, &key) {
         return hit.to_string();
     }
-    let built = prompt::build_system_prompt(&params);
+    let mut full = key.params.clone();
+    full.context_files = context.1.clone();
+    let built = prompt::build_system_prompt(&full);
     // The prompt contains every input that can be large (context files, extra prompt).
     if built.len() <= MAX_KEPT_BYTES {
-        remember(&PROMPTS, params, Arc::from(built.as_str()), MAX_PROMPTS);
+        remember(&PROMPTS, key, Arc::from(built.as_str()), MAX_PROMPTS);
     }
     built
 }
@@ -142,9 +167,8 @@ mod tests {
         };
         let first = workspace_context(&ws, true, None, 20_000);
         assert_eq!(content(&first).as_deref(), Some("first rules"));
-        assert_eq!(
-            workspace_context(&ws, true, None, 20_000),
-            first,
+        assert!(
+            Arc::ptr_eq(&workspace_context(&ws, true, None, 20_000), &first),
             "served from memory"
         );
         fs::write(dir.join("AGENTS.md"), "second rules, longer").unwrap();
@@ -183,11 +207,45 @@ mod tests {
             extra_system_prompt: Some("x".repeat(MAX_KEPT_BYTES + 1)),
             ..Default::default()
         };
+        let context = no_files();
         assert_eq!(
-            system_prompt(params.clone()),
+            system_prompt(params.clone(), &context),
             prompt::build_system_prompt(&params)
         );
-        assert!(remembered(&PROMPTS, &params).is_none());
+        let key = PromptKey { context, params };
+        assert!(remembered(&PROMPTS, &key).is_none());
+    }
+
+    fn no_files() -> Arc<Context> {
+        Arc::new((Vec::new(), Vec::new()))
+    }
+
+    #[test]
+    fn a_prompt_follows_its_workspace_files() {
+        let dir = std::env::temp_dir().join(format!("moltbot-pc-{}", crate::util::uuid_v4()));
+        fs::create_dir_all(&dir).unwrap();
+        let ws = dir.to_string_lossy().into_owned();
+        let params = PromptParams {
+            workspace_dir: ws.clone(),
+            ..Default::default()
+        };
+        let built = |context: &Arc<Context>| {
+            let mut full = params.clone();
+            full.context_files = context.1.clone();
+            prompt::build_system_prompt(&full)
+        };
+        fs::write(dir.join("AGENTS.md"), "rule one").unwrap();
+        let first = workspace_context(&ws, true, None, 20_000);
+        let prompt = system_prompt(params.clone(), &first);
+        assert!(prompt.contains("rule one"));
+        assert_eq!(prompt, built(&first));
+        assert_eq!(system_prompt(params.clone(), &first), prompt, "from memory");
+        fs::write(dir.join("AGENTS.md"), "rule two, longer").unwrap();
+        let second = workspace_context(&ws, true, None, 20_000);
+        let again = system_prompt(params.clone(), &second);
+        assert!(again.contains("rule two, longer") && !again.contains("rule one"));
+        assert_eq!(again, built(&second));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -196,10 +254,11 @@ mod tests {
             workspace_dir: "/w".into(),
             ..Default::default()
         };
-        let first = system_prompt(params.clone());
+        let context = no_files();
+        let first = system_prompt(params.clone(), &context);
         assert_eq!(first, prompt::build_system_prompt(&params));
         params.extra_system_prompt = Some("Be brief.".into());
-        let second = system_prompt(params.clone());
+        let second = system_prompt(params.clone(), &context);
         assert_ne!(first, second);
         assert_eq!(second, prompt::build_system_prompt(&params));
     }

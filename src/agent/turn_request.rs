@@ -72,7 +72,7 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet
     let ws = input.workspace.to_string_lossy().into_owned();
     let skip = cfg.pointer("/agents/defaults/skipBootstrap") == Some(&Value::Bool(true));
     let max_chars = bootstrap::resolve_bootstrap_max_chars(cfg);
-    let (files, context_files) = crate::agent::prompt_cache::workspace_context(
+    let context = crate::agent::prompt_cache::workspace_context(
         &ws,
         skip,
         Some(&input.session_key),
@@ -103,13 +103,12 @@ fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet
                 .map(|p| p.to_string_lossy().into_owned()),
             ..prompt::RuntimeInfo::detect()
         },
-        workspace_notes: bootstrap::workspace_notes(&files),
-        context_files,
+        workspace_notes: bootstrap::workspace_notes(&context.0),
         tools: tools.prompt_entries(),
         extra_system_prompt: input.extra_system_prompt.clone(),
         ..Default::default()
     };
-    crate::agent::prompt_cache::system_prompt(params)
+    crate::agent::prompt_cache::system_prompt(params, &context)
 }
 
 /// The default agent sees its heartbeat prompt; other agents get `(configured)` upstream-side.

@@ -340,6 +340,24 @@ mod tests {
     }
 
     #[test]
+    fn each_body_carries_its_own_system_prompt() {
+        // The thread keeps the last prompt's JSON form: a different one must not get it.
+        let mut r = req();
+        for system in [
+            "first \u{1F600} \"quoted\"",
+            "second\n\tline",
+            "first \u{1F600} \"quoted\"",
+        ] {
+            r.system = system.into();
+            let sent = body(&r, false);
+            assert_eq!(sent["system"][0]["text"], system);
+            assert_eq!(sent["system"].as_array().map(Vec::len), Some(1));
+        }
+        r.system = "x".repeat(200 * 1024);
+        assert_eq!(body(&r, false)["system"][0]["text"], r.system.as_str());
+    }
+
+    #[test]
     fn oauth_mode_headers_system_and_tool_names() {
         let mut r = req();
         r.credential = Credential::ApiKey("sk-ant-oat01-abc".into());

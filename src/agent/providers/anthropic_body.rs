@@ -5,7 +5,9 @@ use super::{to_claude_code_name, CLAUDE_CODE_IDENTITY};
 use crate::agent::providers::transform::{sanitize_id, transform_messages};
 use crate::agent::providers::{str_of, Request, ThinkingLevel, ToolSpec};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::cell::RefCell;
 
 /// Thinking budget per level (§2.1); `xhigh` uses `high`'s.
 fn budget(level: ThinkingLevel) -> Option<u32> {
@@ -54,7 +56,8 @@ struct Body<'a> {
 struct TextBlock<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    text: &'a str,
+    /// Already in its JSON form (a string literal).
+    text: &'a RawValue,
     cache_control: Ephemeral,
 }
 
@@ -71,7 +74,7 @@ struct Thinking {
     budget_tokens: u32,
 }
 
-fn cached_text(text: &str) -> TextBlock<'_> {
+fn cached_text(text: &RawValue) -> TextBlock<'_> {
     TextBlock {
         kind: "text",
         text,
@@ -79,14 +82,54 @@ fn cached_text(text: &str) -> TextBlock<'_> {
     }
 }
 
+/// A string as a JSON string literal.
+fn json_string(text: &str) -> Box<RawValue> {
+    // A string always serialises, and its literal is valid JSON.
+    serde_json::value::to_raw_value(text).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// A larger prompt (an HTTP client's system messages can be any size) is escaped each time
+/// rather than kept.
+const MAX_KEPT_SYSTEM: usize = 128 * 1024;
+
+thread_local! {
+    /// The last system prompt this thread sent, and its JSON form. The prompt is the same from
+    /// turn to turn (its memo), and comparing its ~16 KB costs far less than escaping them.
+    static SYSTEM_JSON: RefCell<Option<(String, Box<RawValue>)>> = const { RefCell::new(None) };
+}
+
+/// `f` with `system` as a JSON string literal, from this thread's last one when equal.
+fn with_system_json<T>(system: &str, f: impl FnOnce(&RawValue) -> T) -> T {
+    if system.len() > MAX_KEPT_SYSTEM {
+        return f(&json_string(system));
+    }
+    SYSTEM_JSON.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.as_ref().is_none_or(|(text, _)| text != system) {
+            *memo = Some((system.to_string(), json_string(system)));
+        }
+        match memo.as_ref() {
+            Some((_, json)) => f(json),
+            None => f(&json_string(system)),
+        }
+    })
+}
+
 pub(super) fn body_bytes(req: &Request, oauth: bool) -> Vec<u8> {
+    with_system_json(&req.system, |system_json| {
+        body_bytes_with(req, oauth, system_json)
+    })
+}
+
+fn body_bytes_with(req: &Request, oauth: bool, system_json: &RawValue) -> Vec<u8> {
     let (max_tokens, budget) = token_plan(req);
+    let identity = oauth.then(|| json_string(CLAUDE_CODE_IDENTITY));
     let mut system = Vec::new();
-    if oauth {
-        system.push(cached_text(CLAUDE_CODE_IDENTITY));
+    if let Some(identity) = &identity {
+        system.push(cached_text(identity));
     }
     if !req.system.is_empty() {
-        system.push(cached_text(&req.system));
+        system.push(cached_text(system_json));
     }
     let body = Body {
         model: &req.target.model_id,
