@@ -55,6 +55,25 @@ fn consecutive_turns_and_tool_calls_share_one_connection() {
 }
 
 #[test]
+fn one_turn_at_a_time_keeps_to_one_connection_among_four_workers() {
+    let fake = FakeLlm::start();
+    let gw = gateway_with(&fake, "maxConcurrent: 4");
+    let (mut ws, _) = gw.connect();
+    for i in 0..6 {
+        fake.push(Script::text([format!("reply {i}")]));
+        let run = format!("one-{i}");
+        send(&mut ws, &format!("agent:main:s{i}"), "hello", &run);
+        assert_eq!(final_text(&mut ws, &run), format!("reply {i}"));
+        // The worker finishes its turn (and goes idle) just after the final goes out: a
+        // message sent sooner than that on a loaded machine would go to another worker.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The worker that finished last takes the next turn, with its kept-alive connection.
+    assert_eq!(conns(&fake), [1; 6]);
+    assert_eq!(fake.connections(), 1);
+}
+
+#[test]
 fn a_body_left_open_after_its_last_frame_does_not_hold_up_the_next_turn() {
     let fake = FakeLlm::start();
     fake.push(Script::text(["lingering"]).then_linger());
