@@ -31,9 +31,18 @@ thread_local! {
 /// Runs `f` with `abort` as this thread's call abort (the steps below wait on it).
 pub(crate) fn with_call_abort<T>(abort: Receiver<()>, f: impl FnOnce() -> T) -> T {
     CALL_ABORT.with(|a| *a.borrow_mut() = Some(abort));
-    let out = f();
-    CALL_ABORT.with(|a| *a.borrow_mut() = None);
-    out
+    let _reset = OnExit(|| CALL_ABORT.with(|a| *a.borrow_mut() = None));
+    f()
+}
+
+/// Runs its closure when dropped, so a thread-local setting is undone even if the call it
+/// framed panics (the worker carries on with its next job).
+struct OnExit<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnExit<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }
 
 fn call_abort() -> Receiver<()> {
@@ -151,9 +160,8 @@ thread_local! {
 /// would wait longer fails with a timeout instead.
 pub(crate) fn with_reads_bounded<T>(limit: std::time::Duration, f: impl FnOnce() -> T) -> T {
     READS_UNTIL.with(|r| r.set(Some(Instant::now() + limit)));
-    let out = f();
-    READS_UNTIL.with(|r| r.set(None));
-    out
+    let _reset = OnExit(|| READS_UNTIL.with(|r| r.set(None)));
+    f()
 }
 
 /// A TCP transport whose reads obey `with_reads_bounded`. (TLS sits on top of it, so the
@@ -244,6 +252,26 @@ impl OwnedDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_inside_does_not_leave_the_settings_behind() {
+        let caught = std::panic::catch_unwind(|| {
+            with_reads_bounded(std::time::Duration::from_millis(1), || panic!("inside"))
+        });
+        assert!(caught.is_err());
+        assert_eq!(
+            READS_UNTIL.with(Cell::get),
+            None,
+            "reads are unbounded again"
+        );
+        let (_tx, rx) = bounded::<()>(1);
+        let caught = std::panic::catch_unwind(|| with_call_abort(rx, || panic!("inside")));
+        assert!(caught.is_err());
+        assert!(
+            CALL_ABORT.with(|a| a.borrow().is_none()),
+            "no call's abort is left"
+        );
+    }
 
     #[test]
     fn only_ip_literals_skip_the_lookup() {
