@@ -284,21 +284,34 @@ fn unanswered_addr() -> (
     panic!("the listener's queue never filled");
 }
 
-fn anthropic_at(addr: std::net::SocketAddr) -> Request {
-    let base = format!("http://{addr}");
-    let t = ModelTarget::new(
-        "anthropic",
-        Api::AnthropicMessages,
-        "claude-opus-4-5",
-        &base,
-    );
+/// The Anthropic request of these tests, sent to `base`.
+fn anthropic_at(base: &str) -> Request {
+    let t = ModelTarget::new("anthropic", Api::AnthropicMessages, "claude-opus-4-5", base);
     request(t, Credential::ApiKey(ANTHROPIC_KEY.into()))
+}
+
+/// Sends `req` with a `limit` timeout; asserts upstream's timeout error, reached in about
+/// `limit` (not at once, not much later).
+fn times_out_after(mut req: Request, limit: Duration) -> ProviderError {
+    req.timeout = limit;
+    let started = Instant::now();
+    let e = err(&req);
+    let took = started.elapsed();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::Timeout, "Request timed out.")
+    );
+    assert!(
+        took >= limit - Duration::from_millis(50) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
+    e
 }
 
 #[test]
 fn abort_during_a_connect_that_hangs_returns_at_once() {
     let (_held, _listener, addr) = unanswered_addr();
-    let req = anthropic_at(addr);
+    let req = anthropic_at(&format!("http://{addr}"));
     let abort = AbortSignal::new();
     let a = abort.clone();
     let killer = thread::spawn(move || {
@@ -318,32 +331,14 @@ fn abort_during_a_connect_that_hangs_returns_at_once() {
 #[test]
 fn a_connect_that_hangs_times_out_with_the_request() {
     let (_held, _listener, addr) = unanswered_addr();
-    let mut req = anthropic_at(addr);
-    req.timeout = Duration::from_millis(400);
-    let started = Instant::now();
-    let e = err(&req);
-    let took = started.elapsed();
-    assert_eq!(
-        (e.kind, e.message.as_str()),
-        (ErrorKind::Timeout, "Request timed out.")
-    );
-    assert!(
-        took >= Duration::from_millis(350) && took < Duration::from_secs(2),
-        "took {took:?}"
-    );
+    let req = anthropic_at(&format!("http://{addr}"));
+    times_out_after(req, Duration::from_millis(400));
 }
 
 #[test]
 fn a_host_name_is_looked_up_and_its_connection_kept() {
     let fake = FakeLlm::start();
-    let base = format!("http://localhost:{}", fake.addr().port());
-    let t = ModelTarget::new(
-        "anthropic",
-        Api::AnthropicMessages,
-        "claude-opus-4-5",
-        &base,
-    );
-    let req = request(t, Credential::ApiKey(ANTHROPIC_KEY.into()));
+    let req = anthropic_at(&format!("http://localhost:{}", fake.addr().port()));
     for word in ["one", "two"] {
         fake.push(Script::text([word]));
         let (msg, _) = ok(&req);
@@ -357,19 +352,7 @@ fn a_host_name_is_looked_up_and_its_connection_kept() {
 fn timeout_on_a_silent_stream() {
     let fake = FakeLlm::start();
     fake.push(Script::hang());
-    let mut req = anthropic(&fake);
-    req.timeout = Duration::from_millis(500);
-    let started = Instant::now();
-    let e = err(&req);
-    let took = started.elapsed();
-    assert_eq!(
-        (e.kind, e.message.as_str()),
-        (ErrorKind::Timeout, "Request timed out.")
-    );
-    assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(2),
-        "took {took:?}"
-    );
+    let e = times_out_after(anthropic(&fake), Duration::from_millis(500));
     assert_eq!(e.assistant["stopReason"], "error");
 }
 

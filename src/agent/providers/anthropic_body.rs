@@ -105,13 +105,11 @@ fn with_system_json<T>(system: &str, f: impl FnOnce(&RawValue) -> T) -> T {
     }
     SYSTEM_JSON.with(|memo| {
         let mut memo = memo.borrow_mut();
-        if memo.as_ref().is_none_or(|(text, _)| text != system) {
-            *memo = Some((system.to_string(), json_string(system)));
+        if memo.as_ref().is_some_and(|(text, _)| text != system) {
+            *memo = None;
         }
-        match memo.as_ref() {
-            Some((_, json)) => f(json),
-            None => f(&json_string(system)),
-        }
+        let (_, json) = memo.get_or_insert_with(|| (system.to_string(), json_string(system)));
+        f(json)
     })
 }
 
