@@ -2,10 +2,12 @@
 //! session lanes), submitting turns to the worker pool, and turning worker updates into upstream's
 //! `agent` and `chat` events (per-run `seq`, deltas throttled to one per 150 ms per run).
 
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::chat_events::{AgentEvent, ChatEvent, Ended, Nothing, Started, TextData, WithMessage};
 use super::chat_steer::SteerInbox;
 use super::core::{Broadcast, Gateway};
 use super::dedupe::{Dedupe, Entry};
@@ -280,53 +282,53 @@ impl Gateway {
     }
 
     /// Broadcasts an `agent` event for a run, bumping its `seq`.
-    fn agent_event(&mut self, run_id: &str, stream: &str, data: Value) {
-        if let Some(payload) = self.agent_payload(run_id, stream, data) {
-            self.broadcast("agent", payload, Broadcast::default());
-        }
+    fn agent_event<D: Serialize>(&mut self, run_id: &str, stream: &str, data: D) {
+        self.agent_and_chat(run_id, (stream, data), None::<(&str, Nothing)>);
     }
 
-    /// The next `agent` event of a run (its `seq` counted), or `None` for an unknown run.
-    fn agent_payload(&mut self, run_id: &str, stream: &str, data: Value) -> Option<Value> {
-        let run = self.chat.runs.get_mut(run_id)?;
+    /// An `agent` event and, when given, the `chat` event that goes with it, in one write;
+    /// the `agent` event bumps the run's `seq`, and the `chat` one carries it.
+    fn agent_and_chat<D: Serialize, E: Serialize>(
+        &mut self,
+        run_id: &str,
+        (stream, data): (&str, D),
+        chat: Option<(&str, E)>,
+    ) {
+        let Some(run) = self.chat.runs.get_mut(run_id) else {
+            return;
+        };
         run.seq += 1;
-        Some(
-            json!({"runId": run_id, "seq": run.seq, "stream": stream, "ts": now_ms(), "data": data, "sessionKey": run.key_sent}),
-        )
-    }
-
-    /// A `chat` event of a run: its state plus `extra`'s fields, at the run's current `seq`.
-    fn chat_payload(&self, run_id: &str, state: &str, extra: Value) -> Option<Value> {
-        let run = self.chat.runs.get(run_id)?;
-        let mut payload =
-            json!({"runId": run_id, "sessionKey": run.key_sent, "seq": run.seq, "state": state});
-        if let (Some(p), Value::Object(e)) = (payload.as_object_mut(), extra) {
-            p.extend(e);
-        }
-        Some(payload)
-    }
-
-    /// An `agent` event and, when given, the `chat` event that goes with it, in one write.
-    fn agent_and_chat(&mut self, run_id: &str, agent: (&str, Value), chat: Option<(&str, Value)>) {
-        let mut events = Vec::with_capacity(2);
-        events.extend(
-            self.agent_payload(run_id, agent.0, agent.1)
-                .map(|p| ("agent", p)),
-        );
+        let (seq, key_sent) = (run.seq, std::mem::take(&mut run.key_sent));
+        let agent = AgentEvent {
+            run_id,
+            seq,
+            stream,
+            ts: now_ms(),
+            data,
+            session_key: &key_sent,
+        };
+        let mut batch = Vec::new();
+        self.push_event(&mut batch, "agent", &agent, Broadcast::default());
         if let Some((state, extra)) = chat {
-            events.extend(self.chat_payload(run_id, state, extra).map(|p| ("chat", p)));
+            let chat = ChatEvent {
+                run_id,
+                session_key: &key_sent,
+                seq,
+                state,
+                extra,
+            };
+            self.push_event(&mut batch, "chat", &chat, Broadcast::default());
         }
-        self.broadcast_all(events, Broadcast::default());
+        if let Some(run) = self.chat.runs.get_mut(run_id) {
+            run.key_sent = key_sent;
+        }
+        self.send_batch(batch, Broadcast::default());
     }
 
     pub fn on_turn_update(&mut self, run_id: &str, update: TurnUpdate) {
         let (text, delta) = match update {
             TurnUpdate::Started => {
-                self.agent_event(
-                    run_id,
-                    "lifecycle",
-                    json!({"phase": "start", "startedAt": now_ms()}),
-                );
+                self.agent_event(run_id, "lifecycle", Started::at(now_ms()));
                 return;
             }
             TurnUpdate::Text { text, delta } => (text, delta),
@@ -354,16 +356,15 @@ impl Gateway {
             http.delta(&delta);
         }
         let due = run.last_delta.is_none_or(|t| t.elapsed() >= DELTA_THROTTLE);
-        let chat = due.then(|| {
+        if due {
             run.last_delta = Some(Instant::now());
-            let message = json!({"role": "assistant", "content": [{"type": "text", "text": &text}], "timestamp": now_ms()});
-            ("delta", json!({"message": message}))
-        });
-        self.agent_and_chat(
-            run_id,
-            ("assistant", json!({"text": text, "delta": delta})),
-            chat,
-        );
+        }
+        let chat = due.then(|| ("delta", WithMessage::assistant(&text, now_ms())));
+        let data = TextData {
+            text: &text,
+            delta: &delta,
+        };
+        self.agent_and_chat(run_id, ("assistant", data), chat);
     }
 
     pub fn on_turn_done(&mut self, run_id: &str, outcome: TurnOutcome) {
@@ -372,31 +373,7 @@ impl Gateway {
             return;
         }
         let ended = now_ms();
-        let (state, extra, phase) = match &outcome {
-            TurnOutcome::Done { text, .. } => {
-                // Upstream's final carries the run's text alone (the pi message, with its usage
-                // and stop reason, is in the transcript), trimmed, and none when that is empty.
-                let text = text.trim();
-                let extra = if text.is_empty() {
-                    json!({})
-                } else {
-                    let content = json!([{"type": "text", "text": text}]);
-                    json!({"message": {"role": "assistant", "content": content, "timestamp": ended}})
-                };
-                ("final", extra, json!({"phase": "end", "endedAt": ended}))
-            }
-            TurnOutcome::Aborted { .. } => (
-                "aborted",
-                json!({"stopReason": "rpc"}),
-                json!({"phase": "end", "endedAt": ended, "aborted": true}),
-            ),
-            TurnOutcome::Failed { message } => (
-                "error",
-                json!({"errorMessage": message}),
-                json!({"phase": "error", "endedAt": ended, "error": message}),
-            ),
-        };
-        self.agent_and_chat(run_id, ("lifecycle", phase), Some((state, extra)));
+        let state = self.closing_events(run_id, &outcome, ended);
         let result = match &outcome {
             TurnOutcome::Failed { message } => Err(("UNAVAILABLE".to_string(), message.clone())),
             _ => Ok(json!({"runId": run_id, "status": "ok"})),
@@ -423,6 +400,39 @@ impl Gateway {
         }
         if let Some(next) = self.chat.lanes.finished(&key, &policy) {
             self.start_turn(next);
+        }
+    }
+
+    /// A run's `agent` lifecycle end (or error) and its `chat` final (or aborted, error), in
+    /// one write; returns the `chat` state.
+    fn closing_events(&mut self, run_id: &str, outcome: &TurnOutcome, ended: u64) -> &'static str {
+        match outcome {
+            TurnOutcome::Done { text, .. } => {
+                // Upstream's final carries the run's text alone (the pi message, with its usage
+                // and stop reason, is in the transcript), trimmed, and none when that is empty.
+                let text = text.trim();
+                let lifecycle = ("lifecycle", Ended::at(ended));
+                match text.is_empty() {
+                    true => self.agent_and_chat(run_id, lifecycle, Some(("final", Nothing {}))),
+                    false => {
+                        let extra = WithMessage::assistant(text, ended);
+                        self.agent_and_chat(run_id, lifecycle, Some(("final", extra)));
+                    }
+                }
+                "final"
+            }
+            TurnOutcome::Aborted { .. } => {
+                let phase = json!({"phase": "end", "endedAt": ended, "aborted": true});
+                let extra = json!({"stopReason": "rpc"});
+                self.agent_and_chat(run_id, ("lifecycle", phase), Some(("aborted", extra)));
+                "aborted"
+            }
+            TurnOutcome::Failed { message } => {
+                let phase = json!({"phase": "error", "endedAt": ended, "error": message});
+                let extra = json!({"errorMessage": message});
+                self.agent_and_chat(run_id, ("lifecycle", phase), Some(("error", extra)));
+                "error"
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! through each client's non-blocking writer queue.
 
 use crossbeam_channel::{after, never, select, tick, Receiver};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -75,6 +76,24 @@ impl Session {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
+}
+
+/// A broadcast event frame, in upstream's key order.
+#[derive(Serialize)]
+struct EventFrame<'a, P> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'a str,
+    payload: &'a P,
+    seq: u64,
+    #[serde(rename = "stateVersion", skip_serializing_if = "Option::is_none")]
+    state_version: Option<StateVersion>,
+}
+
+#[derive(Serialize)]
+struct StateVersion {
+    presence: u64,
+    health: u64,
 }
 
 /// Options of one broadcast.
@@ -268,32 +287,44 @@ impl Gateway {
 
     /// Sends an event to every handshaken client (with the scope filter), with a global `seq`.
     pub fn broadcast(&mut self, event: &str, payload: Value, opts: Broadcast) {
-        let bytes = encode_text(&self.event_frame(event, payload, opts));
+        let bytes = encode_text(&self.event_frame(event, &payload, opts));
         self.send_to_clients(&bytes, opts);
     }
 
-    /// Several events, in order, written to each client at once: one write (and one wake-up
-    /// of the client) instead of one per event, e.g. a run's `agent` end and `chat` final.
-    pub fn broadcast_all(&mut self, events: Vec<(&str, Value)>, opts: Broadcast) {
-        let mut bytes = Vec::new();
-        for (event, payload) in events {
-            let frame = self.event_frame(event, payload, opts);
-            push_text_frame(&mut bytes, &frame);
-        }
-        if !bytes.is_empty() {
-            self.send_to_clients(&bytes.into(), opts);
+    /// Adds an event's frame to `batch`, for `send_batch`: several events, in order, written
+    /// to each client at once (one write, one wake-up of the client), e.g. a run's `agent`
+    /// end and `chat` final. The payload is serialised straight into the frame.
+    pub fn push_event<P: Serialize>(
+        &mut self,
+        batch: &mut Vec<u8>,
+        event: &str,
+        payload: &P,
+        opts: Broadcast,
+    ) {
+        let frame = self.event_frame(event, payload, opts);
+        push_text_frame(batch, &frame);
+    }
+
+    pub fn send_batch(&self, batch: Vec<u8>, opts: Broadcast) {
+        if !batch.is_empty() {
+            self.send_to_clients(&batch.into(), opts);
         }
     }
 
-    fn event_frame(&mut self, event: &str, payload: Value, opts: Broadcast) -> String {
+    fn event_frame<P: Serialize>(&mut self, event: &str, payload: &P, opts: Broadcast) -> String {
         self.seq += 1;
-        let mut frame =
-            json!({"type": "event", "event": event, "payload": payload, "seq": self.seq});
-        if opts.with_state_version {
-            frame["stateVersion"] =
-                json!({"presence": self.presence.version, "health": self.health_version});
-        }
-        frame.to_string()
+        let frame = EventFrame {
+            kind: "event",
+            event,
+            payload,
+            seq: self.seq,
+            state_version: opts.with_state_version.then_some(StateVersion {
+                presence: self.presence.version,
+                health: self.health_version,
+            }),
+        };
+        // Strings, numbers and `Value`s: serialising cannot fail.
+        serde_json::to_string(&frame).unwrap_or_default()
     }
 
     fn send_to_clients(&self, bytes: &Arc<[u8]>, opts: Broadcast) {

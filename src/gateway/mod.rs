@@ -5,6 +5,7 @@ pub mod agent_rpc;
 pub mod auth;
 mod boot;
 pub mod chat;
+mod chat_events;
 mod chat_steer;
 pub mod connect;
 mod connect_params;
