@@ -23,6 +23,7 @@ pub mod turn_loop;
 mod turn_request;
 pub mod turn_session;
 pub mod usage_cost;
+pub mod workspace_watch;
 pub mod write_behind;
 
 /// Lets go of the between-turns copies of `sessions.json` and transcripts that no turn used

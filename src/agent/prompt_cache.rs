@@ -1,7 +1,8 @@
 //! Per-process memos for the system prompt: each workspace's bootstrap files as last read
 //! (read again when any of them changes on disk) and the last prompts built (built again when
 //! any input differs). A turn then costs a few `stat`s instead of reading, truncating and
-//! formatting the same files every time. The prompts are keyed by the workspace memo's own
+//! formatting the same files every time; while the workspace's inotify watch reports nothing,
+//! not even the `stat`s (`workspace_watch`). The prompts are keyed by the workspace memo's own
 //! entry (the same `Arc` while no file changed) plus the small inputs, so a hit neither copies
 //! nor compares the files' text.
 
@@ -70,10 +71,8 @@ pub fn workspace_context(
 }
 
 fn stamps_of(dir: &str) -> Vec<Option<Stamp>> {
-    bootstrap::bootstrap_candidates(dir)
-        .iter()
-        .map(|p| Stamp::of_path(p))
-        .collect()
+    let paths = bootstrap::bootstrap_candidates(dir);
+    crate::agent::workspace_watch::stamps(&bootstrap::resolve_user_path(dir), &paths)
 }
 
 /// `bootstrap::resolve_bootstrap_context`, from memory while no candidate file changed.
