@@ -21,49 +21,148 @@ pub type Stamps = Vec<Option<Stamp>>;
 
 struct Watched {
     dir: PathBuf,
-    watch: Option<DirWatch>,
+    /// Its watch in the process's inotify instance, if it has one.
+    wd: Option<i32>,
+    /// A notice arrived since the stamps were taken.
+    changed: bool,
     /// Some file was a symlink when last stat'ed.
     linked: bool,
     stamps: Stamps,
     taken: Instant,
 }
 
-static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
+/// One inotify instance for the process, never closed: closing one waits for the kernel's
+/// notifier grace period, which can take milliseconds. Workspaces get a watch each in it.
+struct Watches {
+    fd: Option<std::os::fd::OwnedFd>,
+    dirs: Vec<Watched>,
+}
+
+static WATCHES: Mutex<Watches> = Mutex::new(Watches {
+    fd: None,
+    dirs: Vec::new(),
+});
 
 /// The stamps of `paths`, all entries of `dir`: from memory while nothing in `dir` changed.
 pub fn stamps(dir: &Path, paths: &[PathBuf]) -> Stamps {
-    let mut watched = WATCHED.lock();
-    let mut linked_before = false;
-    if let Some(i) = watched.iter().position(|w| w.dir == dir) {
-        let w = watched.remove(i);
-        let fresh = w.taken.elapsed() < MAX_AGE && w.stamps.len() == paths.len();
-        if fresh && w.watch.as_ref().is_some_and(DirWatch::unchanged) {
-            let stamps = w.stamps.clone();
-            watched.push(w);
-            return stamps;
-        }
-        linked_before = w.linked;
-    }
-    // The watch is armed before the stats, so a change made after them is noticed next time;
-    // a symlinked file's target can change without a notice here, so it is not armed for one.
-    let watch = if linked_before {
-        None
-    } else {
-        DirWatch::new(dir)
+    let mut w = WATCHES.lock();
+    w.read_notices();
+    let i = match w.dirs.iter().position(|d| d.dir == dir) {
+        Some(i) => i,
+        None => w.add(dir),
     };
-    let (stamps, linked) = stat_all(paths);
-    if watched.len() >= MAX_WATCHED {
-        watched.remove(0);
+    let mut entry = w.dirs.remove(i);
+    let fresh = entry.taken.elapsed() < MAX_AGE && entry.stamps.len() == paths.len();
+    if !(fresh && entry.wd.is_some() && !entry.changed && !entry.linked) {
+        // The watch is armed before the stats, so a change made after them is noticed next
+        // time (a directory replaced since, or not watchable before, is watched anew).
+        if entry.wd.is_none() {
+            entry.wd = w.watch(dir);
+        }
+        let (stamps, linked) = stat_all(paths);
+        entry.stamps = stamps;
+        // A symlinked file's target can change without a notice in this directory.
+        entry.linked = linked;
+        entry.changed = false;
+        entry.taken = Instant::now();
     }
-    watched.push(Watched {
-        dir: dir.to_path_buf(),
-        watch: watch.filter(|_| !linked),
-        linked,
-        stamps: stamps.clone(),
-        taken: Instant::now(),
-    });
+    let stamps = entry.stamps.clone();
+    w.dirs.push(entry);
     stamps
 }
+
+impl Watches {
+    /// A new entry for `dir` (the least recently used one goes when there are too many).
+    fn add(&mut self, dir: &Path) -> usize {
+        if self.dirs.len() >= MAX_WATCHED {
+            let old = self.dirs.remove(0);
+            if let (Some(fd), Some(wd)) = (&self.fd, old.wd) {
+                use std::os::fd::AsRawFd;
+                // SAFETY: removes a watch of our own instance; an unknown wd only fails.
+                unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
+            }
+        }
+        self.dirs.push(Watched {
+            dir: dir.to_path_buf(),
+            wd: None,
+            changed: true,
+            linked: false,
+            stamps: Vec::new(),
+            taken: Instant::now(),
+        });
+        self.dirs.len() - 1
+    }
+
+    /// Watches `dir`'s entries; `None` where inotify is unavailable (its limits reached, an
+    /// unsupported file system).
+    fn watch(&mut self, dir: &Path) -> Option<i32> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        use std::os::unix::ffi::OsStrExt;
+        if self.fd.is_none() {
+            // SAFETY: a plain syscall; the fd is owned by `OwnedFd` from here on.
+            let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+            if fd < 0 {
+                return None;
+            }
+            self.fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        }
+        let fd = self.fd.as_ref()?.as_raw_fd();
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `path` is a valid C string for the duration of the call.
+        let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), WATCH_MASK) };
+        (wd >= 0).then_some(wd)
+    }
+
+    /// Takes every queued notice, without blocking: each marks its directory changed, and a
+    /// directory deleted or moved away loses its watch (`IN_IGNORED` follows those).
+    fn read_notices(&mut self) {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = self.fd.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads into a local buffer of the given length.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            let overflow = self.mark_changed(&buf[..n as usize]);
+            if overflow {
+                self.dirs.iter_mut().for_each(|d| d.changed = true);
+            }
+        }
+    }
+
+    /// Marks the directories of the events in `buf`; true on a queue overflow.
+    fn mark_changed(&mut self, mut buf: &[u8]) -> bool {
+        const HEAD: usize = std::mem::size_of::<libc::inotify_event>();
+        let mut overflow = false;
+        while buf.len() >= HEAD {
+            // SAFETY: the kernel wrote whole events; the header is read unaligned.
+            let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) };
+            overflow |= ev.mask & libc::IN_Q_OVERFLOW != 0;
+            for d in self.dirs.iter_mut().filter(|d| d.wd == Some(ev.wd)) {
+                d.changed = true;
+                if ev.mask & libc::IN_IGNORED != 0 {
+                    d.wd = None;
+                }
+            }
+            buf = buf.get(HEAD + ev.len as usize..).unwrap_or_default();
+        }
+        overflow
+    }
+}
+
+const WATCH_MASK: u32 = libc::IN_MODIFY
+    | libc::IN_ATTRIB
+    | libc::IN_CLOSE_WRITE
+    | libc::IN_CREATE
+    | libc::IN_DELETE
+    | libc::IN_MOVED_FROM
+    | libc::IN_MOVED_TO
+    | libc::IN_DELETE_SELF
+    | libc::IN_MOVE_SELF;
 
 /// Each path's stamp (of its target, for a symlink), and whether any is a symlink.
 fn stat_all(paths: &[PathBuf]) -> (Stamps, bool) {
@@ -82,49 +181,6 @@ fn stat_all(paths: &[PathBuf]) -> (Stamps, bool) {
     (stamps, linked)
 }
 
-/// An inotify instance watching one directory's entries (not its subdirectories' contents).
-struct DirWatch {
-    fd: std::os::fd::OwnedFd,
-}
-
-impl DirWatch {
-    /// `None` where inotify is unavailable (its limits reached, an unsupported file system).
-    fn new(dir: &Path) -> Option<DirWatch> {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-        // SAFETY: plain syscalls; the fd is owned (and closed) by `OwnedFd` from here on.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if fd < 0 {
-            return None;
-        }
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let mask = libc::IN_MODIFY
-            | libc::IN_ATTRIB
-            | libc::IN_CLOSE_WRITE
-            | libc::IN_CREATE
-            | libc::IN_DELETE
-            | libc::IN_MOVED_FROM
-            | libc::IN_MOVED_TO
-            | libc::IN_DELETE_SELF
-            | libc::IN_MOVE_SELF;
-        use std::os::fd::AsRawFd;
-        // SAFETY: `path` is a valid C string for the duration of the call.
-        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
-        (wd >= 0).then_some(DirWatch { fd })
-    }
-
-    /// True if no notice arrived since the watch began (reads, without blocking, what is
-    /// queued: a watch that has noticed anything is replaced, never asked again).
-    fn unchanged(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut buf = [0u8; 512];
-        // SAFETY: reads into a local buffer of the given length.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,11 +197,19 @@ mod tests {
         let dir = temp_dir();
         fs::write(dir.join("AGENTS.md"), "a").unwrap();
         fs::create_dir_all(dir.join("sub")).unwrap();
-        let changed_by = |change: &dyn Fn()| {
-            let w = DirWatch::new(&dir).expect("inotify");
-            assert!(w.unchanged(), "nothing yet");
+        let mut w = Watches {
+            fd: None,
+            dirs: Vec::new(),
+        };
+        let i = w.add(&dir);
+        w.dirs[i].wd = w.watch(&dir);
+        assert!(w.dirs[i].wd.is_some(), "inotify");
+        let mut changed_by = |change: &dyn Fn()| {
+            w.read_notices();
+            w.dirs[i].changed = false;
             change();
-            !w.unchanged()
+            w.read_notices();
+            w.dirs[i].changed
         };
         let append = || {
             use std::io::Write;
@@ -166,6 +230,32 @@ mod tests {
         assert!(
             !changed_by(&nested),
             "a subdirectory's files are not watched"
+        );
+        let _ = fs::remove_dir_all(&dir);
+        w.read_notices();
+        assert!(
+            w.dirs[i].wd.is_none(),
+            "a removed directory loses its watch"
+        );
+    }
+
+    #[test]
+    fn a_replaced_directory_is_watched_anew() {
+        let dir = temp_dir();
+        let paths = vec![dir.join("AGENTS.md")];
+        fs::write(&paths[0], "one").unwrap();
+        assert!(stamps(&dir, &paths)[0].is_some());
+        fs::remove_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(
+            stamps(&dir, &paths),
+            vec![None],
+            "the new directory is empty"
+        );
+        fs::write(&paths[0], "two").unwrap();
+        assert!(
+            stamps(&dir, &paths)[0].is_some(),
+            "and its files are noticed"
         );
         let _ = fs::remove_dir_all(&dir);
     }
