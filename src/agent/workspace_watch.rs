@@ -52,8 +52,8 @@ pub fn stamps(dir: &Path, paths: &[PathBuf]) -> Stamps {
         None => w.add(dir),
     };
     let mut entry = w.dirs.remove(i);
-    let fresh = entry.taken.elapsed() < MAX_AGE && entry.stamps.len() == paths.len();
-    if !(fresh && entry.wd.is_some() && !entry.changed && !entry.linked) {
+    let stale = entry.taken.elapsed() >= MAX_AGE || entry.stamps.len() != paths.len();
+    if stale || entry.wd.is_none() || entry.changed || entry.linked {
         // The watch is armed before the stats, so a change made after them is noticed next
         // time (a directory replaced since, or not watchable before, is watched anew).
         if entry.wd.is_none() {
