@@ -61,7 +61,7 @@ fn request(target: ModelTarget, cred: Credential) -> Request {
     let mut r = Request::new(target, cred);
     r.system = "You are a personal assistant running inside Moltbot.".into();
     r.messages = vec![user("what is in notes.txt?")];
-    r.tools = vec![read_tool()];
+    r.tools = vec![read_tool()].into();
     r.timeout = Duration::from_secs(10);
     r
 }

@@ -238,7 +238,7 @@ fn assistant_parts(
 /// `completeSimple` with the run's model and key: no tools, reasoning high, 0.8 × reserve.
 fn summarize(req: &Request, input: &TurnInput, prompt: String) -> Result<String, String> {
     let mut r = Request::new(req.target.clone(), req.credential.clone());
-    r.system = SYSTEM_PROMPT.to_string();
+    r.system = SYSTEM_PROMPT.into();
     r.messages = vec![
         json!({"role": "user", "content": [{"type": "text", "text": prompt}], "timestamp": now_ms()}),
     ];

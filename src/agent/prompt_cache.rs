@@ -111,20 +111,20 @@ fn context_with(
 
 /// `prompt::build_system_prompt` with `context`'s files as its context files (`params` has
 /// none of its own), from memory for inputs seen before.
-pub fn system_prompt(params: PromptParams, context: &Arc<Context>) -> String {
+pub fn system_prompt(params: PromptParams, context: &Arc<Context>) -> Arc<str> {
     let key = PromptKey {
         context: context.clone(),
         params,
     };
     if let Some(hit) = remembered(&PROMPTS, &key) {
-        return hit.to_string();
+        return hit;
     }
     let mut full = key.params.clone();
     full.context_files = context.1.clone();
-    let built = prompt::build_system_prompt(&full);
+    let built: Arc<str> = prompt::build_system_prompt(&full).into();
     // The prompt contains every input that can be large (context files, extra prompt).
     if built.len() <= MAX_KEPT_BYTES {
-        remember(&PROMPTS, key, Arc::from(built.as_str()), MAX_PROMPTS);
+        remember(&PROMPTS, key, built.clone(), MAX_PROMPTS);
     }
     built
 }
@@ -208,7 +208,7 @@ mod tests {
         };
         let context = no_files();
         assert_eq!(
-            system_prompt(params.clone(), &context),
+            &*system_prompt(params.clone(), &context),
             prompt::build_system_prompt(&params)
         );
         let key = PromptKey { context, params };
@@ -237,13 +237,13 @@ mod tests {
         let first = workspace_context(&ws, true, None, 20_000);
         let prompt = system_prompt(params.clone(), &first);
         assert!(prompt.contains("rule one"));
-        assert_eq!(prompt, built(&first));
+        assert_eq!(&*prompt, built(&first));
         assert_eq!(system_prompt(params.clone(), &first), prompt, "from memory");
         fs::write(dir.join("AGENTS.md"), "rule two, longer").unwrap();
         let second = workspace_context(&ws, true, None, 20_000);
         let again = system_prompt(params.clone(), &second);
         assert!(again.contains("rule two, longer") && !again.contains("rule one"));
-        assert_eq!(again, built(&second));
+        assert_eq!(&*again, built(&second));
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -255,10 +255,10 @@ mod tests {
         };
         let context = no_files();
         let first = system_prompt(params.clone(), &context);
-        assert_eq!(first, prompt::build_system_prompt(&params));
+        assert_eq!(&*first, prompt::build_system_prompt(&params));
         params.extra_system_prompt = Some("Be brief.".into());
         let second = system_prompt(params.clone(), &context);
         assert_ne!(first, second);
-        assert_eq!(second, prompt::build_system_prompt(&params));
+        assert_eq!(&*second, prompt::build_system_prompt(&params));
     }
 }

@@ -2,6 +2,7 @@
 //! it, the thinking level, the tools and the system prompt (workspace files, runtime facts).
 
 use serde_json::Value;
+use std::sync::Arc;
 
 use crate::agent::auth::{self, AuthMode, ResolvedCredential};
 use crate::agent::models;
@@ -66,7 +67,7 @@ fn thinking_level(input: &TurnInput, model: &models::registry::ResolvedModel) ->
 
 /// The system prompt for this turn (agents.md §3.2): the workspace's bootstrap files, the
 /// runtime line, the offered tools and the fixed sections.
-fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet) -> String {
+fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet) -> Arc<str> {
     use crate::agent::{bootstrap, envelope, prompt};
     let cfg = &input.config.config;
     let ws = input.workspace.to_string_lossy().into_owned();

@@ -122,7 +122,7 @@ fn map_stop_reason(reason: &str) -> Option<StopReason> {
 
 struct AnthropicDecoder {
     oauth: bool,
-    tools: Vec<ToolSpec>,
+    tools: std::sync::Arc<[ToolSpec]>,
     /// Anthropic's block `index` → position in our content (removed at `content_block_stop`).
     blocks: HashMap<u64, usize>,
     started: bool,
@@ -269,6 +269,7 @@ impl Decoder for AnthropicDecoder {
 mod tests {
     use super::*;
     use crate::agent::providers::{Api, ModelTarget, ThinkingLevel};
+    use std::sync::Arc;
 
     fn req() -> Request {
         let mut t = ModelTarget::new(
@@ -308,7 +309,8 @@ mod tests {
             name: "read".into(),
             description: "d".into(),
             parameters: json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
-        }];
+        }]
+        .into();
         let cached = json!({"type": "ephemeral"});
         let expected = json!({
             "model": "claude-opus-4-5",
@@ -353,8 +355,40 @@ mod tests {
             assert_eq!(sent["system"][0]["text"], system);
             assert_eq!(sent["system"].as_array().map(Vec::len), Some(1));
         }
-        r.system = "x".repeat(200 * 1024);
-        assert_eq!(body(&r, false)["system"][0]["text"], r.system.as_str());
+        r.system = "x".repeat(200 * 1024).into();
+        assert_eq!(body(&r, false)["system"][0]["text"], &*r.system);
+    }
+
+    #[test]
+    fn each_body_carries_its_own_tools() {
+        // The thread keeps the last tool set's JSON form, by identity and mode.
+        let spec = |name: &str| ToolSpec {
+            name: name.into(),
+            description: format!("{name} things"),
+            parameters: json!({"type":"object","properties":{"path":{"type":"string"}}}),
+        };
+        let (one, two): (Arc<[ToolSpec]>, Arc<[ToolSpec]>) = (
+            vec![spec("read")].into(),
+            vec![spec("read"), spec("write")].into(),
+        );
+        let names = |r: &Request, oauth: bool| -> Vec<String> {
+            let sent = body(r, oauth);
+            let tools = sent["tools"].as_array().cloned().unwrap_or_default();
+            tools.iter().map(|t| t["name"].to_string()).collect()
+        };
+        let mut r = req();
+        for (tools, oauth, expected) in [
+            (&one, false, vec!["\"read\""]),
+            (&two, false, vec!["\"read\"", "\"write\""]),
+            (&one, false, vec!["\"read\""]),
+            (&one, true, vec!["\"Read\""]),
+            (&one, false, vec!["\"read\""]),
+        ] {
+            r.tools = tools.clone();
+            assert_eq!(names(&r, oauth), expected);
+        }
+        r.tools = Arc::new([]);
+        assert!(body(&r, false).get("tools").is_none(), "no tools, no key");
     }
 
     #[test]
@@ -366,7 +400,8 @@ mod tests {
             name: "read".into(),
             description: "d".into(),
             parameters: json!({"type":"object","properties":{"path":{"type":"string"}},"additionalProperties":false}),
-        }];
+        }]
+        .into();
         let oauth = is_oauth(&r.credential);
         assert!(oauth);
         let h = headers(&r, oauth);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::cell::RefCell;
+use std::sync::Arc;
 
 /// Thinking budget per level (§2.1); `xhigh` uses `high`'s.
 fn budget(level: ThinkingLevel) -> Option<u32> {
@@ -46,8 +47,9 @@ struct Body<'a> {
     system: Vec<TextBlock<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<Value>,
+    /// Already in its JSON form (an array).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<Thinking>,
 }
@@ -94,32 +96,69 @@ const MAX_KEPT_SYSTEM: usize = 128 * 1024;
 
 thread_local! {
     /// The last system prompt this thread sent, and its JSON form. The prompt is the same from
-    /// turn to turn (its memo), and comparing its ~16 KB costs far less than escaping them.
-    static SYSTEM_JSON: RefCell<Option<(String, Box<RawValue>)>> = const { RefCell::new(None) };
+    /// turn to turn (the memo's one shared copy, so usually not even its ~16 KB are compared),
+    /// and comparing costs far less than escaping them.
+    static SYSTEM_JSON: RefCell<Option<(Arc<str>, Box<RawValue>)>> = const { RefCell::new(None) };
 }
 
 /// `f` with `system` as a JSON string literal, from this thread's last one when equal.
-fn with_system_json<T>(system: &str, f: impl FnOnce(&RawValue) -> T) -> T {
+fn with_system_json<T>(system: &Arc<str>, f: impl FnOnce(&RawValue) -> T) -> T {
     if system.len() > MAX_KEPT_SYSTEM {
         return f(&json_string(system));
     }
     SYSTEM_JSON.with(|memo| {
         let mut memo = memo.borrow_mut();
-        if memo.as_ref().is_some_and(|(text, _)| text != system) {
+        let same = |text: &Arc<str>| Arc::ptr_eq(text, system) || text == system;
+        if memo.as_ref().is_some_and(|(text, _)| !same(text)) {
             *memo = None;
         }
-        let (_, json) = memo.get_or_insert_with(|| (system.to_string(), json_string(system)));
+        let (_, json) = memo.get_or_insert_with(|| (system.clone(), json_string(system)));
         f(json)
+    })
+}
+
+/// Tool specs (the shared ones of `ToolSet::specs`), whether for OAuth, and their JSON.
+type ToolsJson = (Arc<[ToolSpec]>, bool, Box<RawValue>);
+
+thread_local! {
+    /// The last tool set this thread sent, as JSON.
+    static TOOLS_JSON: RefCell<Option<ToolsJson>> = const { RefCell::new(None) };
+}
+
+/// `f` with the request's tools as Anthropic's JSON array (`None` for no tools), from this
+/// thread's last one when they are the same specs.
+fn with_tools_json<T>(req: &Request, oauth: bool, f: impl FnOnce(Option<&RawValue>) -> T) -> T {
+    if req.tools.is_empty() {
+        return f(None);
+    }
+    TOOLS_JSON.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let same = |(specs, o, _): &ToolsJson| Arc::ptr_eq(specs, &req.tools) && *o == oauth;
+        if !memo.as_ref().is_some_and(same) {
+            let tools: Vec<Value> = req.tools.iter().map(|t| convert_tool(t, oauth)).collect();
+            // `Value`s always serialise.
+            let json = serde_json::value::to_raw_value(&tools)
+                .unwrap_or_else(|_| RawValue::NULL.to_owned());
+            *memo = Some((req.tools.clone(), oauth, json));
+        }
+        f(memo.as_ref().map(|(_, _, json)| &**json))
     })
 }
 
 pub(super) fn body_bytes(req: &Request, oauth: bool) -> Vec<u8> {
     with_system_json(&req.system, |system_json| {
-        body_bytes_with(req, oauth, system_json)
+        with_tools_json(req, oauth, |tools| {
+            body_bytes_with(req, oauth, system_json, tools)
+        })
     })
 }
 
-fn body_bytes_with(req: &Request, oauth: bool, system_json: &RawValue) -> Vec<u8> {
+fn body_bytes_with(
+    req: &Request,
+    oauth: bool,
+    system_json: &RawValue,
+    tools: Option<&RawValue>,
+) -> Vec<u8> {
     let (max_tokens, budget) = token_plan(req);
     let identity = oauth.then(|| json_string(CLAUDE_CODE_IDENTITY));
     let mut system = Vec::new();
@@ -136,7 +175,7 @@ fn body_bytes_with(req: &Request, oauth: bool, system_json: &RawValue) -> Vec<u8
         stream: true,
         system,
         temperature: req.temperature,
-        tools: req.tools.iter().map(|t| convert_tool(t, oauth)).collect(),
+        tools,
         thinking: budget
             .filter(|_| req.target.reasoning)
             .map(|budget_tokens| Thinking {

@@ -103,7 +103,7 @@ pub(crate) fn body(req: &Request) -> Value {
     if !req.system.is_empty() {
         b.insert(
             "systemInstruction".into(),
-            json!({"role": "user", "parts": [{"text": req.system}]}),
+            json!({"role": "user", "parts": [{"text": &*req.system}]}),
         );
     }
     if !req.tools.is_empty() {

@@ -27,6 +27,7 @@ use assistant::Assistant;
 use serde_json::Value;
 use sse::SseEvent;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use transport::{Exchange, HttpCall};
 
@@ -202,12 +203,13 @@ pub struct ToolSpec {
 pub struct Request {
     pub target: ModelTarget,
     pub credential: Credential,
-    /// System prompt; empty = none.
-    pub system: String,
+    /// System prompt; empty = none. Shared, not copied: the turn's memo hands out one copy
+    /// of its ~16 KB, and a request is cloned for every call of a turn.
+    pub system: Arc<str>,
     /// pi messages (`user` / `assistant` / `toolResult`, agents.md §4.1), oldest first.
     pub messages: Vec<Value>,
     /// Empty = no `tools` key (Chat Completions still sends `[]` when history has tool calls).
-    pub tools: Vec<ToolSpec>,
+    pub tools: Arc<[ToolSpec]>,
     pub thinking: ThinkingLevel,
     /// Responses `prompt_cache_key`.
     pub session_id: Option<String>,
@@ -225,9 +227,9 @@ impl Request {
         Request {
             target,
             credential,
-            system: String::new(),
+            system: Arc::from(""),
             messages: Vec::new(),
-            tools: Vec::new(),
+            tools: Arc::new([]),
             thinking: ThinkingLevel::Off,
             session_id: None,
             timeout: Duration::from_secs(600),

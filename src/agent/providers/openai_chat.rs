@@ -180,7 +180,7 @@ fn convert_messages(req: &Request, c: &Compat) -> Vec<Value> {
         } else {
             "system"
         };
-        out.push(json!({"role": role, "content": req.system}));
+        out.push(json!({"role": role, "content": &*req.system}));
     }
     let mut last_role = "";
     for msg in &msgs {

@@ -102,7 +102,7 @@ fn convert_messages(req: &Request) -> Vec<Value> {
     let mut out = Vec::new();
     if !req.system.is_empty() {
         let role = if t.reasoning { "developer" } else { "system" };
-        out.push(json!({"role": role, "content": req.system}));
+        out.push(json!({"role": role, "content": &*req.system}));
     }
     for (index, msg) in msgs.iter().enumerate() {
         match str_of(msg, "role") {

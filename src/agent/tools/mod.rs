@@ -6,8 +6,10 @@ mod policy;
 mod read;
 mod validate;
 
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::agent::prompt::ToolEntry;
 use crate::agent::providers::{AbortSignal, ToolSpec};
@@ -80,15 +82,31 @@ impl ToolSet {
     }
 
     /// What the provider request declares (schemas patched for Claude-Code argument names).
-    pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools
+    /// A tool is its name (the built-in ones hold no state), so the same names give the same
+    /// specs: those are built once and shared, which also lets a provider keep their JSON.
+    pub fn specs(&self) -> Arc<[ToolSpec]> {
+        type Built = Vec<(Vec<&'static str>, Arc<[ToolSpec]>)>;
+        static BUILT: Mutex<Built> = Mutex::new(Vec::new());
+        let names = self.names();
+        let mut built = BUILT.lock();
+        if let Some((_, specs)) = built.iter().find(|(n, _)| *n == names) {
+            return specs.clone();
+        }
+        let specs: Arc<[ToolSpec]> = self
+            .tools
             .iter()
             .map(|t| ToolSpec {
                 name: t.name().to_string(),
                 description: t.description(),
                 parameters: validate::with_claude_aliases(t.parameters()),
             })
-            .collect()
+            .collect();
+        // Policies pick subsets of a handful of tools: few distinct sets ever exist.
+        if built.len() >= 16 {
+            built.remove(0);
+        }
+        built.push((names, specs.clone()));
+        specs
     }
 
     /// The system prompt's tool list.
@@ -184,4 +202,27 @@ pub fn tool_calls(message: &Value) -> Vec<Value> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_tools_share_their_specs_and_others_get_their_own() {
+        let config = json!({});
+        let all = ToolSet::for_turn(&config, "main", "anthropic", "claude-opus-4-5");
+        let again = ToolSet::for_turn(&config, "main", "anthropic", "claude-opus-4-5");
+        let (a, b) = (all.specs(), again.specs());
+        assert!(Arc::ptr_eq(&a, &b), "built once");
+        assert_eq!(
+            a.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            all.names()
+        );
+        assert_eq!(
+            a[0].parameters,
+            validate::with_claude_aliases(read::ReadTool.parameters())
+        );
+        assert!(ToolSet::empty().specs().is_empty());
+    }
 }
