@@ -56,9 +56,10 @@ pub enum TurnUpdate {
 /// How the turn ended.
 #[derive(Debug, Clone)]
 pub enum TurnOutcome {
-    /// The final assistant message (pi shape), already persisted; `text` is the reply.
+    /// The final assistant message (pi shape), already persisted; `text` is the reply. The
+    /// message is shared: the loop gets a copy of the outcome right on the way to the clients.
     Done {
-        message: Value,
+        message: Arc<Value>,
         text: String,
         provider: String,
         model: String,
@@ -301,7 +302,9 @@ fn reset_after_overflow(store: &SessionStore, key: &str, primary: &ModelRef) -> 
         };
     };
     TurnOutcome::Done {
-        message: json!({"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()}),
+        message: Arc::new(
+            json!({"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()}),
+        ),
         text: text.into(),
         provider: primary.provider.clone(),
         model: primary.model.clone(),
@@ -499,7 +502,7 @@ fn finish(
                 return Attempt::Done(TurnOutcome::Aborted { text });
             }
             Attempt::Done(TurnOutcome::Done {
-                message,
+                message: Arc::new(message),
                 text,
                 provider: provider.into(),
                 model: model.into(),
