@@ -2,7 +2,7 @@
 //! health cache and the pairing store. Other threads reach it only through `Event`s; it answers
 //! through each client's non-blocking writer queue.
 
-use crossbeam_channel::{after, never, select, tick, Receiver};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -75,6 +75,21 @@ pub struct Session {
 impl Session {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// When the loop's periodic work is next due (the first a full interval after the loop starts).
+struct Timers {
+    tick: Instant,
+    health: Instant,
+}
+
+impl Timers {
+    fn new(now: Instant) -> Timers {
+        Timers {
+            tick: now + TICK_INTERVAL,
+            health: now + HEALTH_INTERVAL,
+        }
     }
 }
 
@@ -152,53 +167,74 @@ impl Gateway {
         }
     }
 
-    /// Runs until a signal or a restart; the caller then calls `close_all`.
+    /// Runs until a signal or a restart; the caller then calls `close_all`. It waits on the
+    /// inbox alone, until the nearest timer: one channel to wake from per event (a run sends
+    /// one per streamed token), not a `select` over every timer.
     pub fn run(&mut self, events: &Receiver<Event>) -> LoopExit {
-        let ticks = tick(TICK_INTERVAL);
-        let health = tick(HEALTH_INTERVAL);
+        let mut timers = Timers::new(Instant::now());
         loop {
-            let restart = match &self.restart_at {
-                Some((at, _)) => after(at.saturating_duration_since(Instant::now())),
-                None => never(),
+            let now = Instant::now();
+            if let Some(exit) = self.run_due_timers(&mut timers, now) {
+                return exit;
+            }
+            let deadline = [
+                Some(timers.tick),
+                Some(timers.health),
+                self.chat.waits.next_deadline(),
+                self.trim_at,
+                self.restart_at.as_ref().map(|(at, _)| *at),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(timers.tick);
+            let ev = match events.recv_deadline(deadline) {
+                Ok(ev) => ev,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return LoopExit::Stop(Signal::Term),
             };
-            let waits = match self.chat.waits.next_deadline() {
-                Some(at) => after(at.saturating_duration_since(Instant::now())),
-                None => never(),
-            };
-            let trim = match self.trim_at {
-                Some(at) => after(at.saturating_duration_since(Instant::now())),
-                None => never(),
-            };
-            select! {
-                recv(events) -> ev => {
-                    let Ok(ev) = ev else { return LoopExit::Stop(Signal::Term) };
-                    let started = Instant::now();
-                    let exit = self.handle(ev);
-                    if started.elapsed() > SLOW_TURN {
-                        log::debug!(target: "gateway", "overly long loop turn took {:?}", started.elapsed());
-                    }
-                    if let Some(exit) = exit {
-                        return exit;
-                    }
-                }
-                recv(ticks) -> _ => {
-                    self.broadcast("tick", json!({"ts": crate::util::now_ms()}), Broadcast { droppable: true, ..Default::default() });
-                    if crate::agent::expire_idle_caches() {
-                        crate::memory::trim();
-                    }
-                }
-                recv(health) -> _ => { self.refresh_health(true); }
-                recv(waits) -> _ => self.expire_waiters(),
-                recv(trim) -> _ => {
-                    self.trim_at = None;
-                    crate::memory::trim();
-                }
-                recv(restart) -> _ => {
-                    let reason = self.restart_at.take().map(|(_, r)| r).unwrap_or_default();
-                    return LoopExit::Restart(reason);
-                }
+            let started = Instant::now();
+            let exit = self.handle(ev);
+            if started.elapsed() > SLOW_TURN {
+                log::debug!(target: "gateway", "overly long loop turn took {:?}", started.elapsed());
+            }
+            if let Some(exit) = exit {
+                return exit;
             }
         }
+    }
+
+    /// Whatever timer is due at `now`: the tick broadcast, health, `agent.wait` expiries, the
+    /// memory trim, a scheduled restart (which ends the loop).
+    fn run_due_timers(&mut self, timers: &mut Timers, now: Instant) -> Option<LoopExit> {
+        if now >= timers.tick {
+            timers.tick = now + TICK_INTERVAL;
+            let tick = json!({"ts": crate::util::now_ms()});
+            let droppable = Broadcast {
+                droppable: true,
+                ..Default::default()
+            };
+            self.broadcast("tick", tick, droppable);
+            if crate::agent::expire_idle_caches() {
+                crate::memory::trim();
+            }
+        }
+        if now >= timers.health {
+            timers.health = now + HEALTH_INTERVAL;
+            self.refresh_health(true);
+        }
+        if self.chat.waits.next_deadline().is_some_and(|at| now >= at) {
+            self.expire_waiters();
+        }
+        if self.trim_at.is_some_and(|at| now >= at) {
+            self.trim_at = None;
+            crate::memory::trim();
+        }
+        if self.restart_at.as_ref().is_some_and(|(at, _)| now >= *at) {
+            let reason = self.restart_at.take().map(|(_, r)| r).unwrap_or_default();
+            return Some(LoopExit::Restart(reason));
+        }
+        None
     }
 
     fn handle(&mut self, ev: Event) -> Option<LoopExit> {
