@@ -110,6 +110,31 @@ pub fn random_hex(n: usize) -> String {
     hex(&b)
 }
 
+/// 8 hex characters for a transcript entry id: unique in its file (the caller checks), never a
+/// secret, and minted for every entry, so from a per-thread generator seeded once from the
+/// kernel rather than a `getrandom(2)` each.
+pub fn entry_id() -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = const { Cell::new(0) };
+    }
+    let bits = STATE.with(|s| {
+        let mut x = s.get();
+        while x == 0 {
+            let mut seed = [0u8; 8];
+            random_bytes(&mut seed);
+            x = u64::from_le_bytes(seed);
+        }
+        // xorshift64*: full period over the non-zero states.
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    });
+    hex(&((bits >> 32) as u32).to_be_bytes())
+}
+
 /// Lowercase hex of a byte slice.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -353,6 +378,20 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert_ne!(u, uuid_v4());
+    }
+
+    #[test]
+    fn entry_ids_are_short_hex_and_differ_by_thread() {
+        let ids: Vec<String> = (0..100).map(|_| entry_id()).collect();
+        let hexdigit = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 8 && id.chars().all(hexdigit)));
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // Each thread seeds its own generator: another thread does not repeat this sequence.
+        let other = std::thread::spawn(|| (0..100).map(|_| entry_id()).collect::<Vec<_>>());
+        assert_ne!(other.join().ok(), Some(ids));
     }
 
     #[test]

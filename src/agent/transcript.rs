@@ -354,7 +354,7 @@ impl Transcript {
     /// 8 hex characters, unique in this file (pi's `generateId`).
     fn fresh_id(&self) -> String {
         for _ in 0..100 {
-            let id = crate::util::random_hex(4);
+            let id = crate::util::entry_id();
             if !self.index.contains_key(&id) {
                 return id;
             }

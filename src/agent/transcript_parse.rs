@@ -66,7 +66,7 @@ fn add_tree_ids(entries: &mut [Entry]) {
     let mut prev: Option<String> = None;
     let mut ids = Vec::with_capacity(entries.len());
     for e in entries.iter_mut() {
-        let id = crate::util::random_hex(4);
+        let id = crate::util::entry_id();
         e.insert("id".into(), json!(id));
         e.insert(
             "parentId".into(),
