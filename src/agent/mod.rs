@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod compaction;
+pub mod dir_watch;
 pub mod envelope;
 pub mod failover;
 pub mod lane_pools;
@@ -23,7 +24,6 @@ pub mod turn_loop;
 mod turn_request;
 pub mod turn_session;
 pub mod usage_cost;
-pub mod workspace_watch;
 pub mod write_behind;
 
 /// Lets go of the between-turns copies of `sessions.json` and transcripts that no turn used

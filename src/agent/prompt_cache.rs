@@ -2,7 +2,7 @@
 //! (read again when any of them changes on disk) and the last prompts built (built again when
 //! any input differs). A turn then costs a few `stat`s instead of reading, truncating and
 //! formatting the same files every time; while the workspace's inotify watch reports nothing,
-//! not even the `stat`s (`workspace_watch`). The prompts are keyed by the workspace memo's own
+//! not even the `stat`s (`dir_watch`). The prompts are keyed by the workspace memo's own
 //! entry (the same `Arc` while no file changed) plus the small inputs, so a hit neither copies
 //! nor compares the files' text.
 
@@ -72,7 +72,7 @@ pub fn workspace_context(
 
 fn stamps_of(dir: &str) -> Vec<Option<Stamp>> {
     let paths = bootstrap::bootstrap_candidates(dir);
-    crate::agent::workspace_watch::stamps(&bootstrap::resolve_user_path(dir), &paths)
+    crate::agent::dir_watch::stamps(&bootstrap::resolve_user_path(dir), &paths)
 }
 
 /// `bootstrap::resolve_bootstrap_context`, from memory while no candidate file changed.

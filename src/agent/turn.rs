@@ -354,7 +354,7 @@ fn attempt(
     let snapshot = input.config.clone();
     let env = move |name: &str| snapshot.env(name);
     let paths = auth::AuthPaths::for_agent(cfg, &input.state, &input.agent_id, &env);
-    let mut store = paths.load();
+    let mut store = paths.load_cached();
     let now = now_ms();
     let profiles: Vec<String> =
         auth::resolve_auth_profile_order(cfg, &store, &model.provider, None, now)

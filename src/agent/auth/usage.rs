@@ -10,9 +10,12 @@ use serde_json::{json, Map, Value};
 use super::lock::{DirLock, LockOptions};
 use super::store::{
     auth_store_path, ensure_auth_store_file, load_auth_store, save_auth_store, AuthStore,
+    LEGACY_AUTH_FILENAME,
 };
+use crate::agent::dir_watch::Stamps;
 use crate::agent::failover::FailoverReason;
 use crate::agent::models::{normalize_provider_id, number};
+use parking_lot::Mutex;
 
 const HOUR_MS: f64 = 3_600_000.0;
 
@@ -69,6 +72,45 @@ impl AuthPaths {
 
     pub fn load(&self) -> AuthStore {
         load_auth_store(&self.agent_dir, &self.main_dir)
+    }
+
+    /// `load`, from memory while neither directory's store files changed (their inotify
+    /// watches, `dir_watch`, say so): every turn reads the store. A read-modify-write under
+    /// the lock uses `load`, which reads the files themselves.
+    pub fn load_cached(&self) -> AuthStore {
+        type Cached = (AuthPaths, Vec<Stamps>, AuthStore);
+        static CACHE: Mutex<Vec<Cached>> = Mutex::new(Vec::new());
+        // Stamped before the read: a change made meanwhile is read again next time.
+        let stamps = self.store_stamps();
+        let same = |(p, s, _): &&Cached| {
+            p.agent_dir == self.agent_dir && p.main_dir == self.main_dir && *s == stamps
+        };
+        if let Some((.., store)) = CACHE.lock().iter().find(same) {
+            return store.clone();
+        }
+        let store = self.load();
+        let mut cache = CACHE.lock();
+        cache.retain(|(p, ..)| p.agent_dir != self.agent_dir || p.main_dir != self.main_dir);
+        if cache.len() >= 8 {
+            cache.remove(0);
+        }
+        cache.push((self.clone(), stamps, store.clone()));
+        store
+    }
+
+    /// The store files `load` may read: each directory's `auth-profiles.json` and legacy
+    /// `auth.json`.
+    fn store_stamps(&self) -> Vec<Stamps> {
+        let mut dirs = vec![&self.agent_dir];
+        if self.main_dir != self.agent_dir {
+            dirs.push(&self.main_dir);
+        }
+        dirs.into_iter()
+            .map(|d| {
+                let files = [auth_store_path(d), d.join(LEGACY_AUTH_FILENAME)];
+                crate::agent::dir_watch::stamps(d, &files)
+            })
+            .collect()
     }
 }
 
@@ -323,6 +365,54 @@ pub fn mark_auth_profile_good(store: &mut AuthStore, paths: &AuthPaths, provider
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_store_follows_every_change_of_its_files() {
+        use std::fs;
+        let root = std::env::temp_dir().join(format!("moltbot-ac-{}", crate::util::uuid_v4()));
+        let (agent, main) = (
+            root.join("agents/work/agent"),
+            root.join("agents/main/agent"),
+        );
+        fs::create_dir_all(&agent).unwrap();
+        fs::create_dir_all(&main).unwrap();
+        let paths = AuthPaths::new(agent.clone(), main.clone());
+        let ids =
+            |s: &AuthStore| -> Vec<String> { s.profiles().map(|(id, _)| id.to_string()).collect() };
+        assert!(ids(&paths.load_cached()).is_empty());
+        let profile = |id: &str, key: &str| json!({"version": 1, "profiles": {id: {"type": "api_key", "provider": "anthropic", "key": key}}});
+        // The main agent's store appears: inherited (and copied) on the next read.
+        let text = profile("anthropic:main", "sk-m").to_string();
+        fs::write(auth_store_path(&main), text).unwrap();
+        assert_eq!(ids(&paths.load_cached()), ["anthropic:main"]);
+        assert_eq!(
+            paths.load_cached(),
+            paths.load(),
+            "memory agrees with the files"
+        );
+        // Our own save (temp file + rename), then an edit in place by someone else.
+        let own = AuthStore::from_json(&profile("anthropic:own", "sk-o")).unwrap();
+        save_auth_store(&own, &agent).unwrap();
+        // The agent's store is merged over the main one's.
+        assert_eq!(
+            ids(&paths.load_cached()),
+            ["anthropic:main", "anthropic:own"]
+        );
+        fs::write(
+            auth_store_path(&agent),
+            profile("anthropic:edit", "sk-e").to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            ids(&paths.load_cached()),
+            ["anthropic:main", "anthropic:edit"]
+        );
+        assert_eq!(paths.load_cached(), paths.load());
+        fs::remove_file(auth_store_path(&agent)).unwrap();
+        fs::remove_file(auth_store_path(&main)).unwrap();
+        assert!(ids(&paths.load_cached()).is_empty(), "both gone");
+        let _ = fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn billing_backoff_doubles_to_the_cap() {

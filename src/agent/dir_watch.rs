@@ -1,8 +1,9 @@
-//! The bootstrap files' stamps without a `stat` per file on every turn: each workspace directory
-//! gets an inotify watch, and while it reports nothing (and the stamps are younger than
-//! `MAX_AGE`) the stamps taken last time still hold. Any notice at all, a symlinked file, a
-//! directory inotify cannot watch, or an old stamp means the files are stat'ed again, so an
-//! edit is seen on the next turn as upstream's per-turn reads see it.
+//! Stamps of files a turn reads (a workspace's bootstrap files, an agent's credential stores)
+//! without a `stat` per file on every turn: each directory gets an inotify watch, and while it
+//! reports nothing (and the stamps are younger than `MAX_AGE`) the stamps taken last time
+//! still hold. Any notice at all, a symlinked file, a directory inotify cannot watch, or an old
+//! stamp means the files are stat'ed again, so an edit is seen on the next turn as upstream's
+//! per-turn reads see it.
 
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,8 @@ use crate::state::stamp::Stamp;
 /// Changes inotify cannot see (a network file system, a bind mount edited from outside) are
 /// found by stat'ing again at least this often.
 const MAX_AGE: Duration = Duration::from_secs(1);
-/// Workspaces watched at once; one more replaces the least recently used.
-const MAX_WATCHED: usize = 8;
+/// Directories watched at once; one more replaces the least recently used.
+const MAX_WATCHED: usize = 32;
 
 /// One stamp per path, `None` for an absent one.
 pub type Stamps = Vec<Option<Stamp>>;
