@@ -223,20 +223,7 @@ fn abort_before_response_headers_and_before_start() {
     fake.push(Script::text(["late"]).head_delay(Duration::from_secs(5)));
     let req = anthropic(&fake);
     let abort = AbortSignal::new();
-    let a = abort.clone();
-    let killer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(200));
-        a.abort();
-    });
-    let started = Instant::now();
-    let msg = stream(&req, &abort, &mut |_| {}).expect("aborted message");
-    let _ = killer.join();
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(msg["stopReason"], "aborted");
+    let msg = aborted_promptly(&req, &abort);
     assert_eq!(msg["content"], json!([]));
 
     // Already aborted: no request at all.
@@ -244,6 +231,22 @@ fn abort_before_response_headers_and_before_start() {
     let msg = stream(&req, &abort, &mut |_| {}).expect("aborted message");
     assert_eq!(msg["stopReason"], "aborted");
     assert_eq!(fake.request_count(), before);
+}
+
+/// Streams `req`, aborting it 200 ms in: the aborted message, which must come within 1 s.
+fn aborted_promptly(req: &Request, abort: &AbortSignal) -> Value {
+    let a = abort.clone();
+    let killer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(200));
+        a.abort();
+    });
+    let started = Instant::now();
+    let msg = stream(req, abort, &mut |_| {}).expect("aborted message");
+    let took = started.elapsed();
+    let _ = killer.join();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(msg["stopReason"], "aborted");
+    msg
 }
 
 /// A loopback address whose connects hang: a listener with a backlog of 0 that never accepts,
@@ -312,19 +315,8 @@ fn times_out_after(mut req: Request, limit: Duration) -> ProviderError {
 fn abort_during_a_connect_that_hangs_returns_at_once() {
     let (_held, _listener, addr) = unanswered_addr();
     let req = anthropic_at(&format!("http://{addr}"));
-    let abort = AbortSignal::new();
-    let a = abort.clone();
-    let killer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(200));
-        a.abort();
-    });
-    let started = Instant::now();
-    let msg = stream(&req, &abort, &mut |_| {}).expect("aborted message");
-    let took = started.elapsed();
-    let _ = killer.join();
     // The connect alone would wait for the request's 600 s (its SYNs are dropped).
-    assert!(took < Duration::from_secs(1), "took {took:?}");
-    assert_eq!(msg["stopReason"], "aborted");
+    let msg = aborted_promptly(&req, &AbortSignal::new());
     assert_eq!(msg["errorMessage"], "Request was aborted");
 }
 
