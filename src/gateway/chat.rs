@@ -298,7 +298,7 @@ impl Gateway {
             return;
         };
         run.seq += 1;
-        let (seq, key_sent) = (run.seq, std::mem::take(&mut run.key_sent));
+        let (seq, key_sent) = (run.seq, run.key_sent.clone());
         let agent = AgentEvent {
             run_id,
             seq,
@@ -318,9 +318,6 @@ impl Gateway {
                 extra,
             };
             self.push_event(&mut batch, "chat", &chat, Broadcast::default());
-        }
-        if let Some(run) = self.chat.runs.get_mut(run_id) {
-            run.key_sent = key_sent;
         }
         self.send_batch(batch, Broadcast::default());
     }
@@ -411,14 +408,9 @@ impl Gateway {
                 // Upstream's final carries the run's text alone (the pi message, with its usage
                 // and stop reason, is in the transcript), trimmed, and none when that is empty.
                 let text = text.trim();
+                let message = (!text.is_empty()).then(|| WithMessage::assistant(text, ended));
                 let lifecycle = ("lifecycle", Ended::at(ended));
-                match text.is_empty() {
-                    true => self.agent_and_chat(run_id, lifecycle, Some(("final", Nothing {}))),
-                    false => {
-                        let extra = WithMessage::assistant(text, ended);
-                        self.agent_and_chat(run_id, lifecycle, Some(("final", extra)));
-                    }
-                }
+                self.agent_and_chat(run_id, lifecycle, Some(("final", message)));
                 "final"
             }
             TurnOutcome::Aborted { .. } => {

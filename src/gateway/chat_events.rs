@@ -17,7 +17,8 @@ pub struct AgentEvent<'a, D> {
     pub session_key: &'a str,
 }
 
-/// A `chat` event: the run, its state, and the state's own fields (`extra`) after them.
+/// A `chat` event: the run, its state, and the state's own fields (`extra`, none for `None`)
+/// after them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatEvent<'a, E> {
@@ -102,7 +103,7 @@ impl<'a> WithMessage<'a> {
     }
 }
 
-/// A final with no text carries no `message`.
+/// No fields of its own (an `agent` event with no `chat` event).
 #[derive(Serialize)]
 pub struct Nothing {}
 
@@ -154,6 +155,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&empty).ok(),
             Some(literal.to_string())
+        );
+        // A final with no text carries no `message`.
+        let none = ChatEvent {
+            run_id: "r1",
+            session_key: "main",
+            seq: 4,
+            state: "final",
+            extra: None::<WithMessage>,
+        };
+        assert_eq!(serde_json::to_string(&none).ok(), Some(literal.to_string()));
+        let some = ChatEvent {
+            extra: Some(WithMessage::assistant("Hi", 99)),
+            ..none
+        };
+        assert_eq!(
+            serde_json::to_string(&some).ok(),
+            serde_json::to_string(&chat).ok()
         );
 
         let start = json!({"phase": "start", "startedAt": 5}).to_string();

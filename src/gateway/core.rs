@@ -178,16 +178,13 @@ impl Gateway {
                 return exit;
             }
             let deadline = [
-                Some(timers.tick),
-                Some(timers.health),
                 self.chat.waits.next_deadline(),
                 self.trim_at,
                 self.restart_at.as_ref().map(|(at, _)| *at),
             ]
             .into_iter()
             .flatten()
-            .min()
-            .unwrap_or(timers.tick);
+            .fold(timers.tick.min(timers.health), Instant::min);
             let ev = match events.recv_deadline(deadline) {
                 Ok(ev) => ev,
                 Err(RecvTimeoutError::Timeout) => continue,
