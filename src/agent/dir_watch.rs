@@ -20,8 +20,11 @@ const MAX_WATCHED: usize = 32;
 /// One stamp per path, `None` for an absent one.
 pub type Stamps = Vec<Option<Stamp>>;
 
+/// One caller's files in one directory (two callers reading different files of the same
+/// directory get an entry each, sharing the kernel's watch).
 struct Watched {
     dir: PathBuf,
+    paths: Vec<PathBuf>,
     /// Its watch in the process's inotify instance, if it has one.
     wd: Option<i32>,
     /// A notice arrived since the stamps were taken.
@@ -48,12 +51,12 @@ static WATCHES: Mutex<Watches> = Mutex::new(Watches {
 pub fn stamps(dir: &Path, paths: &[PathBuf]) -> Stamps {
     let mut w = WATCHES.lock();
     w.read_notices();
-    let i = match w.dirs.iter().position(|d| d.dir == dir) {
+    let i = match w.dirs.iter().position(|d| d.dir == dir && d.paths == paths) {
         Some(i) => i,
-        None => w.add(dir),
+        None => w.add(dir, paths),
     };
     let mut entry = w.dirs.remove(i);
-    let stale = entry.taken.elapsed() >= MAX_AGE || entry.stamps.len() != paths.len();
+    let stale = entry.taken.elapsed() >= MAX_AGE;
     if stale || entry.wd.is_none() || entry.changed || entry.linked {
         // The watch is armed before the stats, so a change made after them is noticed next
         // time (a directory replaced since, or not watchable before, is watched anew).
@@ -73,11 +76,13 @@ pub fn stamps(dir: &Path, paths: &[PathBuf]) -> Stamps {
 }
 
 impl Watches {
-    /// A new entry for `dir` (the least recently used one goes when there are too many).
-    fn add(&mut self, dir: &Path) -> usize {
+    /// A new entry for `paths` in `dir` (the least recently used one goes when there are too
+    /// many, and its watch with it unless another entry shares it).
+    fn add(&mut self, dir: &Path, paths: &[PathBuf]) -> usize {
         if self.dirs.len() >= MAX_WATCHED {
             let old = self.dirs.remove(0);
-            if let (Some(fd), Some(wd)) = (&self.fd, old.wd) {
+            let shared = self.dirs.iter().any(|d| d.wd.is_some() && d.wd == old.wd);
+            if let (Some(fd), Some(wd), false) = (&self.fd, old.wd, shared) {
                 use std::os::fd::AsRawFd;
                 // SAFETY: removes a watch of our own instance; an unknown wd only fails.
                 unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
@@ -85,6 +90,7 @@ impl Watches {
         }
         self.dirs.push(Watched {
             dir: dir.to_path_buf(),
+            paths: paths.to_vec(),
             wd: None,
             changed: true,
             linked: false,
@@ -114,25 +120,28 @@ impl Watches {
         (wd >= 0).then_some(wd)
     }
 
-    /// Takes every queued notice, without blocking: each marks its directory changed, and a
-    /// directory deleted or moved away loses its watch (`IN_IGNORED` follows those).
+    /// Takes the queued notices, without blocking: each marks its directory changed, and a
+    /// directory deleted or moved away loses its watch (`IN_IGNORED` follows those). A queue
+    /// that keeps filling (a directory written without pause) is read at most `MAX_READS`
+    /// times; what is left unread then counts as a change everywhere, as an overflow does.
     fn read_notices(&mut self) {
         use std::os::fd::AsRawFd;
+        const MAX_READS: usize = 16;
         let Some(fd) = self.fd.as_ref().map(AsRawFd::as_raw_fd) else {
             return;
         };
         let mut buf = [0u8; 4096];
-        loop {
+        for _ in 0..MAX_READS {
             // SAFETY: reads into a local buffer of the given length.
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 return;
             }
-            let overflow = self.mark_changed(&buf[..n as usize]);
-            if overflow {
-                self.dirs.iter_mut().for_each(|d| d.changed = true);
+            if self.mark_changed(&buf[..n as usize]) {
+                break;
             }
         }
+        self.dirs.iter_mut().for_each(|d| d.changed = true);
     }
 
     /// Marks the directories of the events in `buf`; true on a queue overflow.
@@ -202,7 +211,7 @@ mod tests {
             fd: None,
             dirs: Vec::new(),
         };
-        let i = w.add(&dir);
+        let i = w.add(&dir, &[]);
         w.dirs[i].wd = w.watch(&dir);
         assert!(w.dirs[i].wd.is_some(), "inotify");
         let mut changed_by = |change: &dyn Fn()| {
@@ -238,6 +247,19 @@ mod tests {
             w.dirs[i].wd.is_none(),
             "a removed directory loses its watch"
         );
+    }
+
+    #[test]
+    fn two_readers_of_one_directory_get_the_stamps_of_their_own_files() {
+        let dir = temp_dir();
+        let (a, b) = (vec![dir.join("a.json")], vec![dir.join("b.json")]);
+        fs::write(&a[0], "a").unwrap();
+        assert!(stamps(&dir, &a)[0].is_some());
+        assert_eq!(stamps(&dir, &b), vec![None], "not a's stamp");
+        fs::write(&b[0], "b").unwrap();
+        assert_eq!(stamps(&dir, &b)[0], Stamp::of_path(&b[0]));
+        assert_eq!(stamps(&dir, &a)[0], Stamp::of_path(&a[0]));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
