@@ -7,10 +7,11 @@
 //! nor compares the files' text.
 
 use parking_lot::Mutex;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::agent::bootstrap::{self, BootstrapFile, ContextFile};
-use crate::agent::prompt::{self, PromptParams};
+use crate::agent::prompt::{self, PromptParams, RuntimeInfo};
+use crate::config::Snapshot;
 use crate::state::stamp::Stamp;
 
 /// Workspaces and prompts remembered; a gateway with more agents rebuilds the least recent.
@@ -45,6 +46,65 @@ impl PartialEq for PromptKey {
 }
 
 static PROMPTS: Mutex<Vec<(PromptKey, Arc<str>)>> = Mutex::new(Vec::new());
+
+/// A turn's own inputs to its prompt besides the config and the workspace's files: equal
+/// ones (with the same config snapshot and workspace memo entry) make equal `PromptParams`.
+#[derive(PartialEq)]
+pub struct TurnInputs {
+    pub agent_id: String,
+    pub workspace: String,
+    /// `provider/model`.
+    pub model: String,
+    pub thinking: Option<String>,
+    pub extra_system_prompt: Option<String>,
+    pub subagent: bool,
+    pub tools: Vec<&'static str>,
+    pub timezone: String,
+    /// The host facts and the repository root, as the `Runtime:` line shows them.
+    pub runtime: RuntimeInfo,
+}
+
+/// The config and the workspace's files by identity: a `Weak` keeps its allocation, so no
+/// later snapshot or memo entry can take the same address while the key exists.
+struct TurnKey {
+    config: Weak<Snapshot>,
+    context: Weak<Context>,
+    inputs: TurnInputs,
+}
+
+impl PartialEq for TurnKey {
+    fn eq(&self, other: &Self) -> bool {
+        Weak::ptr_eq(&self.config, &other.config)
+            && Weak::ptr_eq(&self.context, &other.context)
+            && self.inputs == other.inputs
+    }
+}
+
+static TURN_PROMPTS: Mutex<Vec<(TurnKey, Arc<str>)>> = Mutex::new(Vec::new());
+
+/// The prompt for a turn's inputs as last built for them, else `system_prompt` of the
+/// parameters `params` makes of them: a turn like the last skips building and comparing
+/// those (aliases, heartbeat, tool summaries, workspace notes).
+pub fn turn_system_prompt(
+    config: &Arc<Snapshot>,
+    context: &Arc<Context>,
+    inputs: TurnInputs,
+    params: impl FnOnce(&TurnInputs) -> PromptParams,
+) -> Arc<str> {
+    let key = TurnKey {
+        config: Arc::downgrade(config),
+        context: Arc::downgrade(context),
+        inputs,
+    };
+    if let Some(hit) = remembered(&TURN_PROMPTS, &key) {
+        return hit;
+    }
+    let built = system_prompt(params(&key.inputs), context);
+    if built.len() <= MAX_KEPT_BYTES {
+        remember(&TURN_PROMPTS, key, built.clone(), MAX_PROMPTS);
+    }
+    built
+}
 
 /// `bootstrap::ensure_workspace`, then `bootstrap_context`. The stamps come first: when they
 /// show every file `ensure_workspace` would write already there, its writes would all fail
@@ -213,6 +273,48 @@ mod tests {
         );
         let key = PromptKey { context, params };
         assert!(remembered(&PROMPTS, &key).is_none());
+    }
+
+    #[test]
+    fn a_turn_like_the_last_reuses_its_prompt_and_any_change_rebuilds_it() {
+        let missing = std::env::temp_dir().join("moltbot-pc-none/moltbot.json");
+        let config = Arc::new(crate::config::read_snapshot(&missing));
+        let context = no_files();
+        let inputs = |repo: &str| TurnInputs {
+            agent_id: "main".into(),
+            workspace: "/w-turn".into(),
+            model: "anthropic/claude-opus-4-5".into(),
+            thinking: None,
+            extra_system_prompt: None,
+            subagent: false,
+            tools: vec!["read"],
+            timezone: "UTC".into(),
+            runtime: RuntimeInfo {
+                repo_root: Some(repo.into()),
+                ..Default::default()
+            },
+        };
+        let params = |i: &TurnInputs| PromptParams {
+            workspace_dir: i.workspace.clone(),
+            runtime: i.runtime.clone(),
+            ..Default::default()
+        };
+        let first = turn_system_prompt(&config, &context, inputs("/r1"), params);
+        let again = turn_system_prompt(&config, &context, inputs("/r1"), |_| unreachable!());
+        assert!(Arc::ptr_eq(&first, &again), "a hit builds nothing");
+        let moved = turn_system_prompt(&config, &context, inputs("/r2"), params);
+        assert!(
+            moved.contains("repo=/r2") && first.contains("repo=/r1"),
+            "{moved}"
+        );
+        let reloaded = Arc::new(crate::config::read_snapshot(&missing));
+        let built = std::cell::Cell::new(false);
+        let rebuilt = turn_system_prompt(&reloaded, &context, inputs("/r1"), |i| {
+            built.set(true);
+            params(i)
+        });
+        assert!(built.get(), "another snapshot is another key");
+        assert_eq!(rebuilt, first);
     }
 
     fn no_files() -> Arc<Context> {

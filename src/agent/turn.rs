@@ -113,7 +113,9 @@ struct Record {
     key: String,
     session_id: String,
     compactions: u32,
-    context: Option<u64>,
+    /// What `contextTokens` is read from, once the end has gone out (a model lookup); none
+    /// for a failed turn.
+    context: Option<(Arc<Snapshot>, Arc<Registry>)>,
     /// What to record when it differs from what the clients were told (a failure's raw text).
     outcome: Option<TurnOutcome>,
 }
@@ -121,13 +123,17 @@ struct Record {
 impl Record {
     fn write(self, told: &TurnOutcome) {
         let outcome = self.outcome.as_ref().unwrap_or(told);
+        let context = self
+            .context
+            .as_ref()
+            .and_then(|(snap, registry)| context_tokens(&snap.config, registry, outcome));
         record_session(
             &self.store,
             &self.key,
             &self.session_id,
             outcome,
             self.compactions,
-            self.context,
+            context,
         );
     }
 }
@@ -210,7 +216,7 @@ fn run_inner(
         match attempt {
             Attempt::Done(outcome) => {
                 let record = Record {
-                    context: context_tokens(cfg, &registry, &outcome),
+                    context: Some((input.config.clone(), registry)),
                     store,
                     key: input.session_key.clone(),
                     session_id,

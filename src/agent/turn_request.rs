@@ -68,48 +68,59 @@ fn thinking_level(input: &TurnInput, model: &models::registry::ResolvedModel) ->
 /// The system prompt for this turn (agents.md §3.2): the workspace's bootstrap files, the
 /// runtime line, the offered tools and the fixed sections.
 fn system_prompt(input: &TurnInput, provider: &str, model: &str, tools: &ToolSet) -> Arc<str> {
-    use crate::agent::{bootstrap, envelope, prompt};
+    use crate::agent::{bootstrap, envelope, prompt, prompt_cache};
     let cfg = &input.config.config;
     let ws = input.workspace.to_string_lossy().into_owned();
     let skip = cfg.pointer("/agents/defaults/skipBootstrap") == Some(&Value::Bool(true));
     let max_chars = bootstrap::resolve_bootstrap_max_chars(cfg);
-    let context = crate::agent::prompt_cache::workspace_context(
-        &ws,
-        skip,
-        Some(&input.session_key),
-        max_chars,
-    );
-    let default =
-        models::resolve_configured_model_ref(cfg, models::DEFAULT_PROVIDER, models::DEFAULT_MODEL);
+    let context = prompt_cache::workspace_context(&ws, skip, Some(&input.session_key), max_chars);
     let tz = cfg
         .pointer("/agents/defaults/userTimezone")
         .and_then(Value::as_str);
-    let params = prompt::PromptParams {
-        agent_id: Some(input.agent_id.clone()),
-        workspace_dir: ws,
-        model: Some(format!("{provider}/{model}")),
-        default_model: Some(format!("{}/{}", default.provider, default.model)),
-        channel: Some("webchat".into()),
+    let inputs = prompt_cache::TurnInputs {
+        agent_id: input.agent_id.clone(),
+        workspace: ws,
+        model: format!("{provider}/{model}"),
         thinking: input.thinking.clone(),
-        user_timezone: Some(envelope::resolve_user_timezone(tz)),
-        aliases: prompt::aliases_from_config(cfg),
-        heartbeat_prompt: heartbeat_prompt(cfg, &input.agent_id),
-        mode: if bootstrap::is_subagent_session_key(&input.session_key) {
-            prompt::PromptMode::Minimal
-        } else {
-            prompt::PromptMode::Full
-        },
+        extra_system_prompt: input.extra_system_prompt.clone(),
+        subagent: bootstrap::is_subagent_session_key(&input.session_key),
+        tools: tools.names(),
+        timezone: envelope::resolve_user_timezone(tz),
         runtime: prompt::RuntimeInfo {
             repo_root: bootstrap::resolve_repo_root(None, &input.workspace, None)
                 .map(|p| p.to_string_lossy().into_owned()),
             ..prompt::RuntimeInfo::detect()
         },
-        workspace_notes: bootstrap::workspace_notes(&context.0),
-        tools: tools.prompt_entries(),
-        extra_system_prompt: input.extra_system_prompt.clone(),
-        ..Default::default()
     };
-    crate::agent::prompt_cache::system_prompt(params, &context)
+    let params = |i: &prompt_cache::TurnInputs| {
+        let default = models::resolve_configured_model_ref(
+            cfg,
+            models::DEFAULT_PROVIDER,
+            models::DEFAULT_MODEL,
+        );
+        prompt::PromptParams {
+            agent_id: Some(i.agent_id.clone()),
+            workspace_dir: i.workspace.clone(),
+            model: Some(i.model.clone()),
+            default_model: Some(format!("{}/{}", default.provider, default.model)),
+            channel: Some("webchat".into()),
+            thinking: i.thinking.clone(),
+            user_timezone: Some(i.timezone.clone()),
+            aliases: prompt::aliases_from_config(cfg),
+            heartbeat_prompt: heartbeat_prompt(cfg, &i.agent_id),
+            mode: if i.subagent {
+                prompt::PromptMode::Minimal
+            } else {
+                prompt::PromptMode::Full
+            },
+            runtime: i.runtime.clone(),
+            workspace_notes: bootstrap::workspace_notes(&context.0),
+            tools: tools.prompt_entries(),
+            extra_system_prompt: i.extra_system_prompt.clone(),
+            ..Default::default()
+        }
+    };
+    prompt_cache::turn_system_prompt(&input.config, &context, inputs, params)
 }
 
 /// The default agent sees its heartbeat prompt; other agents get `(configured)` upstream-side.

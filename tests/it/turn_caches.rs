@@ -164,3 +164,29 @@ fn an_edited_bootstrap_file_is_in_the_next_system_prompt() {
     );
     assert!(!system(0).as_str().unwrap_or("").contains("RULE-TWO-XYZ"));
 }
+
+#[test]
+fn a_workspace_that_stops_being_a_repository_loses_its_repo_in_the_next_prompt() {
+    let (fake, _gw, mut ws) = two_answers("ok", "ok again");
+    turn(&mut ws, "main", "one", "g-1");
+    let system = |i: usize| {
+        let body = &fake.requests()[i].body;
+        body["system"][0]["text"].as_str().unwrap_or("").to_string()
+    };
+    let first = system(0);
+    let cwd = first
+        .split("Your working directory is: ")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .map(|s| PathBuf::from(s.trim()))
+        .unwrap_or_else(|| panic!("workspace named in the prompt: {first}"));
+    let repo = format!("repo={}", cwd.display());
+    assert!(
+        first.contains(&repo),
+        "the new workspace is a git repository: {first}"
+    );
+    std::fs::remove_dir_all(cwd.join(".git")).expect("remove .git");
+    turn(&mut ws, "main", "two", "g-2");
+    let second = system(1);
+    assert!(!second.contains("repo="), "{second}");
+}
