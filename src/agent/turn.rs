@@ -73,7 +73,7 @@ pub enum TurnOutcome {
 
 use crate::agent::auth::{self, AuthContext};
 use crate::agent::failover;
-use crate::agent::failover::retry::{RetryLayers, SdkRetry, SessionRetry};
+use crate::agent::failover::retry::{RetryLayers, SdkRetry};
 use crate::agent::models::{self, registry::Registry, ModelRef};
 use crate::agent::providers::{Api, ProviderError};
 use crate::agent::sessions::SessionStore;
@@ -475,10 +475,7 @@ fn retry_layers(input: &TurnInput, agent_dir: &std::path::Path) -> RetryLayers {
     {
         sdk.max_retries = n;
     }
-    RetryLayers {
-        sdk,
-        session: SessionRetry::load(agent_dir, &input.workspace),
-    }
+    RetryLayers::new(sdk, agent_dir, &input.workspace)
 }
 
 /// Classifies the loop's end. Messages are already in the transcript; a failure is persisted

@@ -260,10 +260,10 @@ fn stream_retrying(
             return Err(err);
         }
         retries += 1;
-        let Some(delay) = a.retry.session.delay_ms(retries) else {
+        let Some(delay) = a.retry.session().delay_ms(retries) else {
             return Err(err);
         };
-        log::warn!(target: "agent", "retrying after a transient error ({retries}/{}) in {delay} ms: {}", a.retry.session.max_retries, err.message);
+        log::warn!(target: "agent", "retrying after a transient error ({retries}/{}) in {delay} ms: {}", a.retry.session().max_retries, err.message);
         if !sleep_before_retry(a, delay, deadline) {
             return Err(err);
         }

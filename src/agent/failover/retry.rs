@@ -3,7 +3,8 @@
 //! auto-retry (3 retries, 2 s/4 s/8 s, on transient error texts). The two upper layers (auth
 //! profile rotation, model fallback) are one pass each and live in `auth` and `failover`.
 
-use std::path::Path;
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use serde_json::Value;
@@ -213,13 +214,40 @@ fn read_retry_block(path: &Path) -> Option<Value> {
 }
 
 /// The retry counts of all four layers, for logs and tests.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryLayers {
     pub sdk: SdkRetry,
-    pub session: SessionRetry,
+    session: OnceCell<SessionRetry>,
+    /// The agent dir and the workspace, whose settings files `session` is read from.
+    settings: Option<(PathBuf, PathBuf)>,
 }
 
 impl RetryLayers {
+    /// The session layer is read from both settings files when a transient error first
+    /// needs it: a turn that never retries opens neither.
+    pub fn new(sdk: SdkRetry, agent_dir: &Path, workspace: &Path) -> RetryLayers {
+        RetryLayers {
+            sdk,
+            session: OnceCell::new(),
+            settings: Some((agent_dir.to_path_buf(), workspace.to_path_buf())),
+        }
+    }
+
+    pub fn with_session(sdk: SdkRetry, session: SessionRetry) -> RetryLayers {
+        RetryLayers {
+            sdk,
+            session: OnceCell::from(session),
+            settings: None,
+        }
+    }
+
+    pub fn session(&self) -> &SessionRetry {
+        self.session.get_or_init(|| match &self.settings {
+            Some((agent_dir, workspace)) => SessionRetry::load(agent_dir, workspace),
+            None => SessionRetry::default(),
+        })
+    }
+
     /// HTTP requests one prompt may cost against a provider that always fails retryably,
     /// per auth profile tried: (1 + SDK retries) × (1 + session retries).
     pub fn requests_per_profile(&self, server_allows_sdk_retry: bool) -> u32 {
@@ -228,8 +256,8 @@ impl RetryLayers {
         } else {
             0
         };
-        let session = if self.session.enabled {
-            self.session.max_retries
+        let session = if self.session().enabled {
+            self.session().max_retries
         } else {
             0
         };
@@ -307,10 +335,7 @@ mod tests {
                 base_delay_ms: 10
             }
         );
-        let layers = RetryLayers {
-            sdk: SdkRetry::default(),
-            session: SessionRetry::default(),
-        };
+        let layers = RetryLayers::with_session(SdkRetry::default(), SessionRetry::default());
         assert_eq!(layers.requests_per_profile(true), 12);
         assert_eq!(layers.requests_per_profile(false), 4);
         std::fs::remove_dir_all(&dir).unwrap();
