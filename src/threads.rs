@@ -20,3 +20,23 @@ where
         .stack_size(stack)
         .spawn(f)
 }
+
+/// The nice value of background threads: work no client waits for (the usage saves after a
+/// turn) yields the CPU to the threads that answer, on a machine with one or two cores.
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority to [`BACKGROUND_NICE`] (Linux sets it per thread).
+/// Lowering needs no privilege; a failure leaves the thread as it was.
+pub fn lower_priority() {
+    // SAFETY: `gettid` has no preconditions; `setpriority` only reads its arguments.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE)
+    };
+    if rc != 0 {
+        log::debug!(
+            "could not lower this thread's priority: {}",
+            io::Error::last_os_error()
+        );
+    }
+}

@@ -91,6 +91,7 @@ pub fn flush(limit: Duration) -> bool {
 }
 
 fn run(rx: Receiver<Msg>, capacity: usize) {
+    crate::threads::lower_priority();
     let mut queued: VecDeque<(Instant, Job)> = VecDeque::new();
     loop {
         // Saves slower than turns end (a slow or contended disk): the oldest one runs now, so

@@ -109,3 +109,38 @@ fn a_session_deleted_right_after_its_turn_stays_deleted() {
     let store = store(&gw);
     assert!(store.get("agent:main:scratch").is_none(), "{store}");
 }
+
+/// The nice value of the gateway's thread named `name` (`/proc/<pid>/task/*/stat`, field 19).
+fn nice_of_thread(pid: u32, name: &str) -> Option<i64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        if comm.trim_end() != name {
+            return None;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesised command name: state is field 3, nice field 19.
+        let rest = stat.rsplit_once(')')?.1;
+        rest.split_whitespace().nth(16)?.parse().ok()
+    })
+}
+
+#[test]
+fn the_usage_saves_run_below_the_threads_that_answer() {
+    let fake = FakeLlm::start();
+    let (gw, _ws) = right_after_a_turn(&fake, "main");
+    let pid = gw.child.id();
+    // The process's first thread runs the loop (`gw-main`); its name is the binary's.
+    let main = nice_of_thread(pid, "moltbot").expect("the main thread");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let writer = loop {
+        match nice_of_thread(pid, "sessions-write") {
+            Some(n) if n != main => break n,
+            _ if std::time::Instant::now() > deadline => {
+                panic!("sessions-write's nice stayed {main}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert_eq!(writer, main + 10, "gw-main {main}, sessions-write {writer}");
+}
