@@ -197,10 +197,13 @@ fn turns(
     let (mut total, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
         let id = format!("ov-{}-{i}", key(i));
+        let answered = fake.timings().len();
         let t0 = Instant::now();
         chat_send(ctl, &id, &key(i), &format!("turn {i}"))?;
         let t_final = wait_finals(ctl, &[id], Duration::from_secs(30))?[0];
-        let (got, ended) = *fake.timings().last().ok_or("the fake saw no request")?;
+        let (got, ended) = fake
+            .timing(answered, Duration::from_secs(5))
+            .ok_or("the fake recorded no request for the turn")?;
         total.push((t_final - t0).saturating_sub(ended - got));
         before.push(got.saturating_duration_since(t0));
         after.push(t_final.saturating_duration_since(ended));

@@ -263,14 +263,32 @@ impl FakeLlm {
         self.shared.lock().max_in_flight
     }
 
-    /// `(first request byte, response ended)` per answered request, in completion order.
     /// Connections accepted so far (a client that keeps its connection alive makes one).
     pub fn connections(&self) -> usize {
         self.shared.lock().accepted
     }
 
+    /// `(first request byte, response ended)` per answered request, in completion order.
     pub fn timings(&self) -> Vec<(Instant, Instant)> {
         self.shared.lock().timings.clone()
+    }
+
+    /// The `i`-th entry of `timings`, waiting for it until `timeout`: the fake records a
+    /// request's timing after its last write, so a client can read the answer's end first.
+    pub fn timing(&self, i: usize, timeout: Duration) -> Option<(Instant, Instant)> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.lock();
+        while st.timings.len() <= i {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            st = match self.shared.changed.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        st.timings.get(i).copied()
     }
 
     /// Scripts still queued (shared and per-route).
