@@ -21,17 +21,24 @@ where
         .spawn(f)
 }
 
-/// The nice value of background threads: work no client waits for (the usage saves after a
+/// How much lower background threads run: work no client waits for (the usage saves after a
 /// turn) yields the CPU to the threads that answer, on a machine with one or two cores.
-const BACKGROUND_NICE: libc::c_int = 10;
+const BACKGROUND_NICE_STEP: libc::c_int = 10;
 
-/// Lowers the calling thread's priority to [`BACKGROUND_NICE`] (Linux sets it per thread).
-/// Lowering needs no privilege; a failure leaves the thread as it was.
+/// Lowers the calling thread's priority by [`BACKGROUND_NICE_STEP`] nice levels, at most to
+/// 19 (Linux keeps a nice value per thread). Lowering needs no privilege; a failure leaves
+/// the thread as it was.
 pub fn lower_priority() {
-    // SAFETY: `gettid` has no preconditions; `setpriority` only reads its arguments.
+    // SAFETY: `gettid` has no preconditions; `getpriority` and `setpriority` only read their
+    // arguments. For the calling thread `getpriority` cannot fail, so -1 is a nice value.
     let rc = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE)
+        let tid = libc::gettid() as libc::id_t;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            tid,
+            (nice + BACKGROUND_NICE_STEP).min(19),
+        )
     };
     if rc != 0 {
         log::debug!(
