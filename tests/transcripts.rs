@@ -72,6 +72,16 @@ fn history_for_request_from_the_fixture() {
         ["user", "user", "user", "assistant", "user", "assistant"]
     );
     assert_eq!(text_of(h.last().unwrap()), "Milk.");
+    // The request copies leave out what no request reads; pi's context keeps it.
+    assert!(h.iter().all(|m| m.get("usage").is_none()), "{h:?}");
+    let ctx = t.session_context();
+    let replies = ctx.messages.iter().filter(|m| m["role"] == "assistant");
+    assert!(replies.clone().count() > 0 && replies.clone().all(|m| m["usage"].is_object()));
+    let (reply, copy) = (replies.last().unwrap(), h.last().unwrap());
+    let keys = |m: &Value| m.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let mut expected = keys(reply);
+    expected.retain(|k| k != "usage");
+    assert_eq!(keys(copy), expected, "every other field, in order");
 }
 
 #[test]

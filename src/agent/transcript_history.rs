@@ -120,7 +120,7 @@ impl Transcript {
     /// As `history_for_request` but keeping a trailing user message: inside a run, that is the
     /// prompt being answered (the orphan repair happened when the run began).
     pub fn run_history(&self, policy: &HistoryPolicy) -> Vec<Value> {
-        let mut messages = self.session_context().messages;
+        let mut messages = build_context(&self.branch(), request_copy).messages;
         if policy.repair_tool_use_result_pairing {
             messages = repair_tool_use_result_pairing(messages);
         }
@@ -137,23 +137,47 @@ impl Transcript {
 
 /// pi's `buildSessionContext` over a root-first branch.
 pub fn build_session_context(branch: &[&Map<String, Value>]) -> SessionContext {
-    let mut thinking = "off".to_string();
-    let mut model = None;
+    build_context(branch, Value::clone)
+}
+
+/// A message as a request needs it: everything but its `usage`, which no provider request,
+/// repair or compaction reads, and which holds most of a short reply's fields (a long
+/// session copies every message each turn).
+fn request_copy(message: &Value) -> Value {
+    match message.as_object() {
+        Some(m) if m.contains_key("usage") => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "usage")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => message.clone(),
+    }
+}
+
+/// `build_session_context`, copying each `message` entry's message with `copy`.
+fn build_context(branch: &[&Map<String, Value>], copy: fn(&Value) -> Value) -> SessionContext {
+    // Borrowed while walking (every assistant message names a model), copied once at the end.
+    let mut thinking = "off";
+    let mut model: Option<(&str, &str)> = None;
     let mut compaction = None;
     for (i, e) in branch.iter().enumerate() {
-        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("");
         match e.get("type").and_then(Value::as_str) {
             Some("thinking_level_change") => thinking = s("thinkingLevel"),
             Some("model_change") => model = Some((s("provider"), s("modelId"))),
-            Some("message") if message_field(e, "role") == Some(&json!("assistant")) => {
-                let m = |k: &str| message_field(e, k).and_then(Value::as_str);
-                let pair = (m("provider").unwrap_or(""), m("model").unwrap_or(""));
-                model = Some((pair.0.to_string(), pair.1.to_string()));
+            Some("message")
+                if message_field(e, "role").and_then(Value::as_str) == Some("assistant") =>
+            {
+                let m = |k: &str| message_field(e, k).and_then(Value::as_str).unwrap_or("");
+                model = Some((m("provider"), m("model")));
             }
             Some("compaction") => compaction = Some(i),
             _ => {}
         }
     }
+    let thinking = thinking.to_string();
+    let model = model.map(|(p, m)| (p.to_string(), m.to_string()));
     let mut messages = Vec::new();
     match compaction {
         Some(ci) => {
@@ -165,9 +189,13 @@ pub fn build_session_context(branch: &[&Map<String, Value>]) -> SessionContext {
                 .position(|e| first_kept.is_some() && e.get("id") == first_kept);
             let kept = kept_from.map_or(&branch[..0], |k| &branch[k..ci]);
             let after = &branch[ci + 1..];
-            messages.extend(kept.iter().chain(after).filter_map(|e| context_message(e)));
+            messages.extend(
+                kept.iter()
+                    .chain(after)
+                    .filter_map(|e| context_message(e, copy)),
+            );
         }
-        None => messages.extend(branch.iter().filter_map(|e| context_message(e))),
+        None => messages.extend(branch.iter().filter_map(|e| context_message(e, copy))),
     }
     SessionContext {
         messages,
@@ -192,9 +220,9 @@ fn compaction_summary_message(c: &Entry) -> Value {
 }
 
 /// The message an entry contributes: `message` entries, `custom_message` and `branch_summary`.
-fn context_message(e: &Entry) -> Option<Value> {
+fn context_message(e: &Entry, copy: fn(&Value) -> Value) -> Option<Value> {
     match e.get("type").and_then(Value::as_str)? {
-        "message" => e.get("message").cloned(),
+        "message" => e.get("message").map(copy),
         "custom_message" => {
             let mut m = Map::new();
             m.insert("role".into(), json!("custom"));
