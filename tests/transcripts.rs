@@ -77,7 +77,7 @@ fn history_for_request_from_the_fixture() {
     let ctx = t.session_context();
     let replies = ctx.messages.iter().filter(|m| m["role"] == "assistant");
     assert!(replies.clone().count() > 0 && replies.clone().all(|m| m["usage"].is_object()));
-    let (reply, copy) = (replies.last().unwrap(), h.last().unwrap());
+    let (reply, copy) = (replies.clone().next_back().unwrap(), h.last().unwrap());
     let keys = |m: &Value| m.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     let mut expected = keys(reply);
     expected.retain(|k| k != "usage");
