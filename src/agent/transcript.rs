@@ -2,13 +2,16 @@
 //! upstream's tolerance (bad lines skipped, no header → empty), the id/parentId tree and its
 //! leaf, appends that write one line per `write(2)` with O_APPEND, pi's rule that nothing reaches
 //! the disk before the first assistant message, v1/v2 migration, and the `<file>.lock` write lock
-//! upstream's runner holds during an attempt. History building and repairs are in
-//! `transcript_history.rs`, the file writes in `transcript_file.rs`, the copy parked between
+//! upstream's runner holds during an attempt. History building is in `transcript_history.rs`,
+//! its repairs in `transcript_repair.rs`, the file writes in `transcript_file.rs`, the copy parked between
 //! turns in `transcript_cache.rs`.
 
 #[path = "transcript_history.rs"]
 mod history;
 pub use history::*;
+#[path = "transcript_repair.rs"]
+mod repair;
+pub use repair::*;
 #[path = "transcript_chat.rs"]
 mod chat;
 pub use chat::*;
