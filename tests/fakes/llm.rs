@@ -145,6 +145,25 @@ struct Shared {
 }
 
 impl Shared {
+    /// Waits on `changed` until `found` gives a value, at most `timeout`.
+    fn wait_for<T>(&self, timeout: Duration, found: impl Fn(&State) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if let Some(v) = found(&st) {
+                return Some(v);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            st = match self.changed.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking handler must not take every later assertion down with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -228,19 +247,8 @@ impl FakeLlm {
 
     /// Blocks until at least `n` requests arrived; false on timeout.
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
-        while st.requests.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            st = match self.shared.changed.wait_timeout(st, left) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
-        true
+        let enough = |st: &State| (st.requests.len() >= n).then_some(());
+        self.shared.wait_for(timeout, enough).is_some()
     }
 
     /// Blocks until no request is being answered; false on timeout.
@@ -276,19 +284,8 @@ impl FakeLlm {
     /// The `i`-th entry of `timings`, waiting for it until `timeout`: the fake records a
     /// request's timing after its last write, so a client can read the answer's end first.
     pub fn timing(&self, i: usize, timeout: Duration) -> Option<(Instant, Instant)> {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
-        while st.timings.len() <= i {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            st = match self.shared.changed.wait_timeout(st, left) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
-        st.timings.get(i).copied()
+        self.shared
+            .wait_for(timeout, |st| st.timings.get(i).copied())
     }
 
     /// Scripts still queued (shared and per-route).
