@@ -110,7 +110,7 @@ pub fn random_hex(n: usize) -> String {
     hex(&b)
 }
 
-/// 8 hex characters for a transcript entry id: unique in its file (the caller checks), never a
+/// 8 hex characters for a transcript entry id (its caller keeps it unique in the file), never a
 /// secret, and minted for every entry, so from a per-thread generator seeded once from the
 /// kernel rather than a `getrandom(2)` each.
 pub fn entry_id() -> String {

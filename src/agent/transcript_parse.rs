@@ -65,8 +65,12 @@ pub(super) fn migrate(t: &mut Transcript) -> bool {
 fn add_tree_ids(entries: &mut [Entry]) {
     let mut prev: Option<String> = None;
     let mut ids = Vec::with_capacity(entries.len());
+    let mut taken = std::collections::HashSet::with_capacity(entries.len());
     for e in entries.iter_mut() {
-        let id = crate::util::entry_id();
+        // Unique in the file, as pi's migration draws them (`generateId` against the ids so far).
+        let id = std::iter::repeat_with(crate::util::entry_id)
+            .find(|id| taken.insert(id.clone()))
+            .unwrap_or_default();
         e.insert("id".into(), json!(id));
         e.insert(
             "parentId".into(),
