@@ -7,7 +7,7 @@ use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::gw::{self, Gateway};
+use super::gw::{self, Gateway, HostCpu};
 use super::llm::{FakeLlm, Script};
 use super::report::{fmt_ms, mib, p50_p99, percentile, Report};
 use super::ws::{self, Reader, Ws};
@@ -111,7 +111,9 @@ fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
         "—".into(),
         None,
     );
+    let host = HostCpu::now();
     let (mut fresh, mut before, mut after) = turns(&mut ctl, &fake, n, |i| format!("fresh-{i}"))?;
+    let steal = host.steal_since(n);
     let p99 = percentile(&mut fresh, 0.99);
     rep.row(
         &format!(
@@ -128,6 +130,12 @@ fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
             fmt_ms(percentile(&mut before, 0.5)),
             fmt_ms(percentile(&mut after, 0.5))
         ),
+        "—".into(),
+        None,
+    );
+    rep.row(
+        "… host CPU steal during those turns (the hypervisor running others)",
+        steal,
         "—".into(),
         None,
     );
@@ -170,13 +178,15 @@ fn overhead_on_tmpfs(bin: &Path, n: usize, rep: &mut Report) -> Result<(), Strin
     let gw = start_in(Some(root), bin, &fake, 4)?;
     let (mut ctl, _) = ws::connect(gw.port)?;
     turns(&mut ctl, &fake, 1, |_| "warm-up".into())?;
+    let host = HostCpu::now();
     let (mut fresh, _, _) = turns(&mut ctl, &fake, n, |i| format!("fresh-{i}"))?;
+    let steal = host.steal_since(n);
     rep.row(
         &format!(
             "agent turn overhead, {n} fresh sessions again, state dir on tmpfs ({}): p50 / p99",
             root.display()
         ),
-        p50_p99(&mut fresh),
+        format!("{}; host steal {steal}", p50_p99(&mut fresh)),
         "—".into(),
         None,
     );

@@ -256,6 +256,48 @@ pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
     Ok(num(14)? + num(15)?)
 }
 
+/// The machine's CPU time since boot from `/proc/stat`'s `cpu` line, in clock ticks: the time its
+/// CPUs ran tasks (user, nice, system, irq, softirq) and the time the hypervisor ran something
+/// else while a vCPU had work to do (steal).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostCpu {
+    pub busy: u64,
+    pub steal: u64,
+}
+
+impl HostCpu {
+    pub fn now() -> HostCpu {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0);
+        HostCpu {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            steal: at(7),
+        }
+    }
+
+    /// `"steal X% of the CPU time wanted (Y ms per turn)"` between `self` and now.
+    pub fn steal_since(&self, turns: usize) -> String {
+        let now = HostCpu::now();
+        let (busy, steal) = (now.busy - self.busy, now.steal - self.steal);
+        let wanted = (busy + steal).max(1);
+        let ms = steal as f64 * 1000.0 / clock_ticks() as f64;
+        format!(
+            "{:.0}% of the CPU time wanted ({:.2} ms per turn)",
+            steal as f64 * 100.0 / wanted as f64,
+            ms / turns.max(1) as f64
+        )
+    }
+}
+
 pub fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
