@@ -1,7 +1,7 @@
 //! Agent-turn figures against the loopback fake provider (`tests/fakes/llm.rs`, Anthropic SSE):
 //! the gateway's own time per turn beyond the fake's stream (state dir on disk, and again on
-//! tmpfs), throughput with `maxConcurrent` 4 over 100 sessions, and peak RSS while 4 turns
-//! stream to 200 connected clients.
+//! tmpfs, each with the host's CPU steal over the same turns), throughput with `maxConcurrent` 4
+//! over 100 sessions, and peak RSS while 4 turns stream to 200 connected clients.
 
 use serde_json::json;
 use std::path::Path;
@@ -113,7 +113,7 @@ fn overhead(bin: &Path, p: &Plan, rep: &mut Report) -> Result<(), String> {
     );
     let host = HostCpu::now();
     let (mut fresh, mut before, mut after) = turns(&mut ctl, &fake, n, |i| format!("fresh-{i}"))?;
-    let steal = host.steal_since(n);
+    let steal = gw::steal_since(host, n);
     let p99 = percentile(&mut fresh, 0.99);
     rep.row(
         &format!(
@@ -180,7 +180,7 @@ fn overhead_on_tmpfs(bin: &Path, n: usize, rep: &mut Report) -> Result<(), Strin
     turns(&mut ctl, &fake, 1, |_| "warm-up".into())?;
     let host = HostCpu::now();
     let (mut fresh, _, _) = turns(&mut ctl, &fake, n, |i| format!("fresh-{i}"))?;
-    let steal = host.steal_since(n);
+    let steal = gw::steal_since(host, n);
     rep.row(
         &format!(
             "agent turn overhead, {n} fresh sessions again, state dir on tmpfs ({}): p50 / p99",

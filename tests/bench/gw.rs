@@ -266,36 +266,36 @@ pub struct HostCpu {
 }
 
 impl HostCpu {
-    pub fn now() -> HostCpu {
-        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let f: Vec<u64> = text
-            .lines()
-            .find_map(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|v| v.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// `None` where `/proc/stat` has no `cpu` line (not Linux, or no procfs).
+    pub fn now() -> Option<HostCpu> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = text.lines().find_map(|l| l.strip_prefix("cpu "))?;
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
         let at = |i: usize| f.get(i).copied().unwrap_or(0);
-        HostCpu {
+        Some(HostCpu {
             busy: at(0) + at(1) + at(2) + at(5) + at(6),
             steal: at(7),
-        }
+        })
     }
+}
 
-    /// `"steal X% of the CPU time wanted (Y ms per turn)"` between `self` and now.
-    pub fn steal_since(&self, turns: usize) -> String {
-        let now = HostCpu::now();
-        let (busy, steal) = (now.busy - self.busy, now.steal - self.steal);
-        let wanted = (busy + steal).max(1);
-        let ms = steal as f64 * 1000.0 / clock_ticks() as f64;
-        format!(
-            "{:.0}% of the CPU time wanted ({:.2} ms per turn)",
-            steal as f64 * 100.0 / wanted as f64,
-            ms / turns.max(1) as f64
-        )
-    }
+/// `"X% of the CPU time wanted (Y ms per turn)"` between `start` and now.
+pub fn steal_since(start: Option<HostCpu>, turns: usize) -> String {
+    let (Some(start), Some(now)) = (start, HostCpu::now()) else {
+        return "unknown (no /proc/stat)".into();
+    };
+    let busy = now.busy.saturating_sub(start.busy);
+    let steal = now.steal.saturating_sub(start.steal);
+    let wanted = (busy + steal).max(1);
+    let ms = steal as f64 * 1000.0 / clock_ticks() as f64;
+    format!(
+        "{:.0}% of the CPU time wanted ({:.2} ms per turn)",
+        steal as f64 * 100.0 / wanted as f64,
+        ms / turns.max(1) as f64
+    )
 }
 
 pub fn clock_ticks() -> u64 {
